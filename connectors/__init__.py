@@ -1,0 +1,1 @@
+"""Package data: connectors templates (*.json.j2), rendered by osrerank.templates."""

@@ -1,0 +1,1 @@
+"""The local stand-in model endpoint (SageMaker runtime, TorchServe and TEI-style APIs)."""

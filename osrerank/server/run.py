@@ -1,0 +1,71 @@
+"""Run the stand-in server in the foreground (``osrerank serve`` and ``python -m osrerank.server``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..model import Activation, Kind, load_scorer
+from .app import create_app
+from .sigv4 import SigV4Verifier
+
+__all__ = ["ServeOptions", "build_app", "serve", "verifier_from_env"]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How to run the stand-in; mirrors the ``osrerank serve`` flags."""
+
+    model: str
+    kind: Kind = "cross-encoder"
+    activation: Activation = "sigmoid"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    auth: bool = True
+    region: str = "us-east-1"
+    record: bool = False
+    batch_size: int = 32
+    max_batch_pairs: int = 256
+    max_wait_ms: float = 5.0
+    threads: int | None = None
+
+
+def verifier_from_env(region: str) -> SigV4Verifier:
+    """The key pair SigV4 requests must be signed with: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY."""
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        raise ConfigError(
+            "SigV4 verification needs the key pair clients sign with: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or pass --no-auth to accept unsigned requests (local use only)"
+        )
+    return SigV4Verifier(key, secret, region)
+
+
+def build_app(options: ServeOptions):  # type: ignore[no-untyped-def]
+    verifier = verifier_from_env(options.region) if options.auth else None
+    scorer = load_scorer(
+        options.model,
+        kind=options.kind,
+        activation=options.activation,
+        batch_size=options.batch_size,
+        threads=options.threads,
+    )
+    return create_app(
+        scorer,
+        activation=options.activation,
+        verifier=verifier,
+        record=options.record,
+        max_pairs=options.max_batch_pairs,
+        max_wait_s=options.max_wait_ms / 1000,
+    )
+
+
+def serve(options: ServeOptions) -> None:
+    """Load the model and serve until interrupted."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = build_app(options)
+    uvicorn.run(app, host=options.host, port=options.port, log_level="warning", access_log=False)

@@ -1,0 +1,1 @@
+"""Package data: pipelines templates (*.json.j2), rendered by osrerank.templates."""
