@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.table import Table
 
+from .config import Settings
 from .errors import OsRerankError
 
 console = Console(stderr=True)
@@ -184,6 +187,307 @@ def serve(
             max_wait_ms=max_wait_ms,
         )
     )
+
+
+# ---------------------------------------------------------------- shared settings flags
+def settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags that map onto Settings fields; unset flags fall through to OSRERANK_* and --config."""
+    options = [
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML settings file."),
+        click.option("--opensearch-url", help="Cluster URL [default: the local cluster]."),
+        click.option("--opensearch-user", help="Basic-auth user (password: OSRERANK_OPENSEARCH_PASSWORD)."),
+        click.option("--aws-region", help="Sign cluster requests with SigV4 (Amazon OpenSearch Service)."),
+        click.option("--aws-profile", help="AWS profile for --aws-region."),
+        click.option("--opensearch-version", help="Local cluster version [default: 3.6.0]."),
+        click.option("--target", type=click.Choice(["local", "sagemaker", "opensearch"]), help="Where the model runs."),
+        click.option("--model", help="Model folder or hub id [default: cross-encoder/ms-marco-MiniLM-L-6-v2]."),
+        click.option("--kind", type=click.Choice(["cross-encoder", "bi-encoder"])),
+        click.option("--activation", type=click.Choice(["sigmoid", "none"])),
+        click.option("--endpoint-url", help="Use this model endpoint instead of deploying one."),
+        click.option("--template", help="Connector template [default: sagemaker-hf-text-classification]."),
+        click.option("--name", help="Prefix of the objects the kit creates [default: osrerank]."),
+        click.option("--pipeline", help="Search pipeline name [default: osrerank-rerank]."),
+        click.option("--index", help="Index [default: my-test-data]."),
+        click.option("--document-fields", help="Comma-separated fields to rerank on [default: passage_text]."),
+        click.option("--timeout", "timeout_s", type=float, help="Model call timeout in seconds [default: 30]."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def resolve_settings(kwargs: dict[str, Any]) -> Settings:
+    names = (
+        "config_file",
+        "opensearch_url",
+        "opensearch_user",
+        "aws_region",
+        "aws_profile",
+        "opensearch_version",
+        "target",
+        "model",
+        "kind",
+        "activation",
+        "endpoint_url",
+        "template",
+        "name",
+        "pipeline",
+        "index",
+        "document_fields",
+        "timeout_s",
+    )
+    values = {k: kwargs.pop(k, None) for k in names}
+    config_file = values.pop("config_file")
+    return Settings.resolve(values, config_file=config_file)
+
+
+def print_setup(result: Any) -> None:
+    table = Table(title="osrerank setup", show_header=True)
+    for col in ("step", "action", "id"):
+        table.add_column(col)
+    for step, found in result.steps.items():
+        colour = {"created": "green", "reused": "cyan", "replaced": "yellow"}[found.action]
+        table.add_row(step, f"[{colour}]{found.action}[/{colour}]", found.id)
+    out.print(table)
+
+
+def print_hits(result: Any, fields: tuple[str, ...], width: int = 90) -> None:
+    table = Table(show_header=True)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("id")
+    table.add_column(" + ".join(fields))
+    for rank, hit in enumerate(result.hits, 1):
+        text = hit.text(fields)
+        table.add_row(str(rank), f"{hit.score:.8g}", hit.id, text if len(text) <= width else text[: width - 1] + "…")
+    out.print(table)
+
+
+# ---------------------------------------------------------------- setup / predict / search / teardown
+@cli.command(context_settings=CONTEXT)
+@settings_options
+@friendly_errors
+def setup(**kwargs: Any) -> None:
+    """Deploy the model endpoint, then create connector, model group, model and rerank pipeline.
+
+    Idempotent: a second run finds every object by name and reuses it.
+
+    \b
+    Example:
+        osrerank setup --model ./ms-marco-MiniLM-L-6-v2 --index my-docs --document-fields title,body
+    """
+    from .reranker import Reranker
+
+    print_setup(Reranker(resolve_settings(kwargs), progress).setup())
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("query")
+@click.argument("docs", nargs=-1, required=True)
+@settings_options
+@friendly_errors
+def predict(query: str, docs: tuple[str, ...], **kwargs: Any) -> None:
+    """Score DOCS against QUERY through the cluster (_predict/text_similarity).
+
+    \b
+    Example:
+        osrerank predict "I like you" "I hate you" "I love you"
+    """
+    from .reranker import Reranker
+
+    for doc, score in zip(docs, Reranker(resolve_settings(kwargs)).predict(query, list(docs)), strict=True):
+        out.print(f"{score:.8g}\t{doc}", highlight=False)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("query")
+@click.option("--size", type=int, default=10, show_default=True, help="Hits to return.")
+@click.option("--window", type=int, help="Hits to rerank (>= size) [default: size].")
+@click.option("--min-score", type=float, help="Drop reranked hits scoring below this.")
+@click.option("--match-all", is_flag=True, help="First stage match_all instead of BM25 (as in the tutorial).")
+@click.option("--query-text-path", help="Take the rerank query from this path of the search request instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw OpenSearch response.")
+@settings_options
+@friendly_errors
+def search(
+    query: str,
+    size: int,
+    window: int | None,
+    min_score: float | None,
+    match_all: bool,
+    query_text_path: str | None,
+    as_json: bool,
+    **kwargs: Any,
+) -> None:
+    """Search INDEX with BM25 and rerank the top --window hits with the cross-encoder.
+
+    \b
+    Example:
+        osrerank search "What is the capital of the United States?" --window 50 --size 5
+    """
+    import json
+
+    from .reranker import Reranker
+
+    settings = resolve_settings(kwargs)
+    result = Reranker(settings).search(
+        query, size=size, window=window, min_score=min_score, match_all=match_all, query_text_path=query_text_path
+    )
+    if as_json:
+        click.echo(json.dumps(result.raw, indent=2, ensure_ascii=False))
+    else:
+        print_hits(result, settings.document_fields)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--keep-index", is_flag=True, help="Leave the index in place.")
+@settings_options
+@friendly_errors
+def teardown(keep_index: bool, **kwargs: Any) -> None:
+    """Remove pipeline, model, model group, connector, endpoint and (kit-created) index.
+
+    \b
+    Example:
+        osrerank teardown --keep-index
+    """
+    from .reranker import Reranker
+
+    removed = Reranker(resolve_settings(kwargs), progress).teardown(keep_index=keep_index)
+    out.print("removed: " + (", ".join(removed) if removed else "nothing (no kit-created objects found)"))
+
+
+@cli.command(context_settings=CONTEXT)
+@settings_options
+@friendly_errors
+def demo(**kwargs: Any) -> None:
+    """The OpenSearch tutorial, end to end on this machine: local cluster, local model endpoint
+    (SigV4-checked), the tutorial's four passages, setup, and the reranked search.
+
+    \b
+    Example:
+        osrerank demo --model ../shared/models/minilm-l6-random-head
+    """
+    from .demo import TUTORIAL_QUERY, run_demo
+
+    settings = resolve_settings(kwargs)
+    result, hits = run_demo(settings, progress)
+    print_setup(result)
+    out.print(f"\nquery: {TUTORIAL_QUERY}")
+    print_hits(hits, settings.document_fields, width=200)
+
+
+# ---------------------------------------------------------------- index / connector / pipeline
+@cli.group(context_settings=CONTEXT)
+def index() -> None:
+    """Create indices the kit owns and load documents into them."""
+
+
+@index.command("load", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--recreate", is_flag=True, help="Delete and recreate the index first.")
+@settings_options
+@friendly_errors
+def index_load(file: Path, recreate: bool, **kwargs: Any) -> None:
+    """Bulk-load a JSONL file (one document per line; BEIR corpus.jsonl works: _id, title, text).
+
+    \b
+    Example:
+        osrerank index load corpus.jsonl --index scifact --document-fields title,text
+    """
+    from rich.progress import Progress
+
+    from .index import create_index, load_documents, read_jsonl
+    from .reranker import Reranker
+
+    settings = resolve_settings(kwargs)
+    cluster = Reranker(settings, progress).cluster(start=True)
+    create_index(cluster, settings.index, settings.document_fields, recreate=recreate)
+    total = sum(1 for line in file.open(encoding="utf-8") if line.strip())
+    with Progress(console=console) as bar:
+        task = bar.add_task(f"indexing into {settings.index}", total=total)
+        n = load_documents(cluster, settings.index, read_jsonl(file), on_progress=lambda k: bar.advance(task, k))
+    out.print(f"indexed {n} documents into {settings.index}")
+
+
+@cli.group(context_settings=CONTEXT)
+def connector() -> None:
+    """Render or create the ml-commons connector from a template."""
+
+
+def _connector_body(kwargs: dict[str, Any]) -> tuple[Settings, dict[str, Any]]:
+    from .connector import render_connector
+    from .reranker import _env_credentials
+
+    url = kwargs.get("endpoint_url")
+    if not url:
+        raise click.UsageError("--endpoint-url is required (the model endpoint the connector calls)")
+    settings = resolve_settings(kwargs)
+    return settings, render_connector(settings, url, _env_credentials(settings))
+
+
+@connector.command("render", context_settings=CONTEXT)
+@click.option("--show-secrets", is_flag=True, help="Print credentials instead of ***.")
+@settings_options
+@friendly_errors
+def connector_render(show_secrets: bool, **kwargs: Any) -> None:
+    """Print the connector JSON (credentials masked unless --show-secrets).
+
+    \b
+    Example:
+        osrerank connector render --template tei-rerank --endpoint-url http://127.0.0.1:8080/rerank
+    """
+    import json
+
+    _, body = _connector_body(kwargs)
+    if not show_secrets and "credential" in body:
+        body["credential"] = {k: "***" for k in body["credential"]}
+    click.echo(json.dumps(body, indent=2, ensure_ascii=False))
+
+
+@connector.command("create", context_settings=CONTEXT)
+@settings_options
+@friendly_errors
+def connector_create(**kwargs: Any) -> None:
+    """Create (or reuse) the connector on the cluster and print its id.
+
+    \b
+    Example:
+        osrerank connector create --endpoint-url https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/x/invocations
+    """
+    from .connector import ensure_connector
+    from .reranker import Reranker
+
+    settings, body = _connector_body(kwargs)
+    found = ensure_connector(Reranker(settings).cluster(), body)
+    out.print(f"connector {found.id} ({found.action})")
+
+
+@cli.group(context_settings=CONTEXT)
+def pipeline() -> None:
+    """Create the rerank search pipeline."""
+
+
+@pipeline.command("create", context_settings=CONTEXT)
+@click.option("--model-id", required=True, help="The deployed ml-commons model to rerank with.")
+@click.option("--set-default", is_flag=True, help="Also make it the index's default search pipeline.")
+@settings_options
+@friendly_errors
+def pipeline_create(model_id: str, set_default: bool, **kwargs: Any) -> None:
+    """Create (or update) the rerank pipeline for MODEL_ID.
+
+    \b
+    Example:
+        osrerank pipeline create --model-id abc123 --document-fields title,body --set-default
+    """
+    from .pipeline import ensure_pipeline, render_pipeline, set_default_pipeline
+    from .reranker import Reranker
+
+    settings = resolve_settings(kwargs)
+    cluster = Reranker(settings).cluster()
+    found = ensure_pipeline(cluster, settings.pipeline, render_pipeline(settings, model_id))
+    if set_default:
+        set_default_pipeline(cluster, settings.index, settings.pipeline)
+    out.print(f"pipeline {found.id} ({found.action})" + (f", default for {settings.index}" if set_default else ""))
 
 
 def main() -> None:

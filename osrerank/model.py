@@ -162,6 +162,7 @@ class PairScorer:
         from tokenizers import Tokenizer
 
         self.folder, self.kind, self.activation, self.batch_size = folder, kind, activation, batch_size
+        onnx_file = _onnx_path(folder)
         config = _read_json(folder / "config.json")
         tok_config = _read_json(folder / "tokenizer_config.json")
         if kind == "cross-encoder" and len(config.get("id2label", {"0": "x"})) != 1:
@@ -182,7 +183,7 @@ class PairScorer:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(_onnx_path(folder)), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
 
     # ------------------------------------------------------------------ public

@@ -1,0 +1,101 @@
+"""Create an index the kit owns and bulk-load documents into it (JSONL or a BEIR corpus)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from opensearchpy.helpers import streaming_bulk
+
+from .errors import ConfigError, OpenSearchError
+from .opensearch import Cluster
+
+__all__ = ["OWNER_META", "create_index", "delete_index", "load_documents", "read_jsonl"]
+
+OWNER_META = {"created_by": "osrerank"}
+
+
+def create_index(cluster: Cluster, index: str, text_fields: Iterable[str], *, recreate: bool = False) -> bool:
+    """Create ``index`` with text mappings, marked as ours in ``_meta``; False if it already existed."""
+    if cluster.exists(f"/{index}"):
+        if not recreate:
+            return False
+        delete_index(cluster, index, only_ours=False)
+    properties: dict[str, Any] = {}
+    for field in text_fields:
+        node = properties
+        *parents, leaf = field.split(".")
+        for p in parents:
+            node = node.setdefault(p, {"properties": {}})["properties"]
+        node[leaf] = {"type": "text"}
+    cluster.call(
+        "PUT",
+        f"/{index}",
+        {
+            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+            "mappings": {"_meta": OWNER_META, "properties": properties},
+        },
+    )
+    return True
+
+
+def delete_index(cluster: Cluster, index: str, *, only_ours: bool = True) -> bool:
+    """Delete ``index``; with only_ours, only if the kit created it."""
+    try:
+        mapping = cluster.call("GET", f"/{index}/_mapping")
+    except OpenSearchError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    meta = next(iter(mapping.values()), {}).get("mappings", {}).get("_meta", {})
+    if only_ours and meta.get("created_by") != OWNER_META["created_by"]:
+        return False
+    cluster.call("DELETE", f"/{index}")
+    return True
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Documents from a JSONL file; a BEIR record (_id, title, text) keeps its id as ``_id``."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except ValueError as exc:
+                        raise ConfigError(f"{path}:{n} is not valid JSON: {exc}") from None
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+
+
+def load_documents(
+    cluster: Cluster,
+    index: str,
+    docs: Iterable[dict[str, Any]],
+    *,
+    chunk_size: int = 500,
+    on_progress: Callable[[int], None] | None = None,
+    refresh: bool = True,
+) -> int:
+    """Bulk-index documents (``_id`` is used as the id when present); returns how many were indexed."""
+
+    def actions() -> Iterator[dict[str, Any]]:
+        for doc in docs:
+            doc = dict(doc)
+            action: dict[str, Any] = {"_index": index, "_source": doc}
+            if "_id" in doc:
+                action["_id"] = str(doc.pop("_id"))
+            yield action
+
+    count = 0
+    for ok, item in streaming_bulk(cluster.client, actions(), chunk_size=chunk_size, raise_on_error=False):
+        if not ok:
+            raise OpenSearchError(f"bulk indexing into {index} failed: {json.dumps(item)[:500]}")
+        count += 1
+        if on_progress:
+            on_progress(1)
+    if refresh:
+        cluster.call("POST", f"/{index}/_refresh")
+    return count

@@ -1,0 +1,124 @@
+"""The OpenSearch connection: build the opensearch-py client from Settings, translate its errors.
+
+Every request the kit sends goes through :meth:`Cluster.call`, the one place where opensearch-py
+and connection errors become :class:`~osrerank.errors.OpenSearchError` with the reason OpenSearch
+gave (``root_cause[0].reason``), the method and the path.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from opensearchpy import OpenSearch, RequestsHttpConnection
+from opensearchpy.exceptions import ConnectionError as OsConnectionError
+from opensearchpy.exceptions import ConnectionTimeout, TransportError
+
+from .config import Settings
+from .errors import ConfigError, OpenSearchError
+
+__all__ = ["Cluster", "connect"]
+
+
+def _reason(exc: TransportError) -> str:
+    info = exc.info if isinstance(exc.info, dict) else {}
+    error = info.get("error")
+    if isinstance(error, dict):
+        causes = error.get("root_cause") or [error]
+        return str(causes[0].get("reason") or error.get("reason") or error)
+    return str(error or exc.error or exc)
+
+
+class Cluster:
+    """A connected cluster: ``call`` for any REST request, plus a few shared helpers."""
+
+    def __init__(self, client: OpenSearch, url: str) -> None:
+        self.client, self.url = client, url
+        self._version: tuple[int, int, int] | None = None
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one request; OpenSearch errors and unreachable clusters raise OpenSearchError."""
+        if timeout is not None:
+            params = {**(params or {}), "request_timeout": timeout}
+        try:
+            return self.client.transport.perform_request(method, path, body=body, params=params)
+        except ConnectionTimeout as exc:
+            raise OpenSearchError(f"{method} {path} timed out after {timeout or 'the client timeout'}s") from exc
+        except OsConnectionError as exc:
+            raise OpenSearchError(
+                f"cannot reach OpenSearch at {self.url} ({exc.error}); check --opensearch-url, "
+                "or start the local cluster with `osrerank cluster up`"
+            ) from exc
+        except TransportError as exc:
+            status = exc.status_code if isinstance(exc.status_code, int) else None
+            raise OpenSearchError(f"{method} {path} failed ({status}): {_reason(exc)}", status=status) from exc
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.call("GET", path)
+            return True
+        except OpenSearchError as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    @property
+    def version(self) -> tuple[int, int, int]:
+        if self._version is None:
+            number = self.call("GET", "/")["version"]["number"]
+            self._version = tuple(int(x) for x in number.split("-")[0].split(".")[:3])  # type: ignore[assignment]
+        return self._version  # type: ignore[return-value]
+
+    def wait_task(self, task_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
+        """Poll an ml-commons task until it completes; raise with its error if it fails."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            task = self.call("GET", f"/_plugins/_ml/tasks/{task_id}")
+            state = task.get("state")
+            if state == "COMPLETED":
+                return task
+            if state in ("FAILED", "CANCELLED", "COMPLETED_WITH_ERROR"):
+                raise OpenSearchError(f"ml-commons task {task_id} {state}: {task.get('error', 'no error given')}")
+            time.sleep(0.5)
+        raise OpenSearchError(f"ml-commons task {task_id} did not finish within {timeout_s:.0f}s")
+
+
+def connect(settings: Settings, url: str | None = None) -> Cluster:
+    """Build a client for ``url`` (or settings.opensearch_url) with basic or AWS SigV4 auth."""
+    url = url or settings.opensearch_url
+    if not url:
+        raise ConfigError("no cluster URL: pass --opensearch-url or use the local cluster")
+    kwargs: dict[str, Any] = {
+        "hosts": [url],
+        "timeout": 60,
+        "verify_certs": settings.verify_certs,
+        "ssl_show_warn": False,
+    }
+    if settings.aws_region:
+        kwargs.update(http_auth=_aws_auth(settings), connection_class=RequestsHttpConnection)
+    elif settings.opensearch_user:
+        password = settings.opensearch_password.get_secret_value() if settings.opensearch_password else ""
+        kwargs["http_auth"] = (settings.opensearch_user, password)
+    return Cluster(OpenSearch(**kwargs), url)
+
+
+def _aws_auth(settings: Settings) -> Any:
+    """SigV4 auth for Amazon OpenSearch Service, credentials from the normal AWS chain."""
+    import botocore.session
+    from opensearchpy import RequestsAWSV4SignerAuth
+
+    session = botocore.session.Session(profile=settings.aws_profile)
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise ConfigError(
+            "no AWS credentials found for signing cluster requests: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "an --aws-profile, or run where an IAM role is available"
+        )
+    return RequestsAWSV4SignerAuth(credentials, settings.aws_region, "es")

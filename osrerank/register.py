@@ -1,0 +1,89 @@
+"""Step: model group, then register + deploy the remote model, then a ``_predict`` smoke check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .connector import Found
+from .errors import OpenSearchError
+from .opensearch import Cluster
+
+__all__ = ["delete_model", "ensure_model", "ensure_model_group", "models_using", "predict", "smoke_check"]
+
+
+def _search(cluster: Cluster, path: str, query: dict[str, Any], size: int = 100) -> list[dict[str, Any]]:
+    try:
+        hits = cluster.call("POST", path, {"query": query, "size": size})["hits"]["hits"]
+    except OpenSearchError as exc:
+        if exc.status in (400, 404):  # the ml index does not exist yet
+            return []
+        raise
+    return [{"id": h["_id"], **h["_source"]} for h in hits]
+
+
+def ensure_model_group(cluster: Cluster, name: str) -> Found:
+    for group in _search(cluster, "/_plugins/_ml/model_groups/_search", {"term": {"name.keyword": name}}):
+        return Found(group["id"], "reused")
+    created = cluster.call(
+        "POST", "/_plugins/_ml/model_groups/_register", {"name": name, "description": "created by osrerank"}
+    )
+    return Found(created["model_group_id"], "created")
+
+
+def models_using(cluster: Cluster, connector_id: str) -> list[str]:
+    """Models registered on a connector. Filtered here: connector_id is an analysed text field,
+    so a term query on a mixed-case id finds nothing."""
+    query = {"bool": {"must_not": {"exists": {"field": "chunk_number"}}}}
+    found = _search(cluster, "/_plugins/_ml/models/_search", query, size=10000)
+    return [m["id"] for m in found if m.get("connector_id") == connector_id]
+
+
+def ensure_model(cluster: Cluster, name: str, connector_id: str, group_id: str) -> Found:
+    """Register + deploy the remote model, or reuse (and if needed redeploy) the one of that name."""
+    for model in _search(cluster, "/_plugins/_ml/models/_search", {"term": {"name.keyword": name}}):
+        if model.get("connector_id") != connector_id:
+            continue
+        if model.get("model_state") != "DEPLOYED":
+            task = cluster.call("POST", f"/_plugins/_ml/models/{model['id']}/_deploy")
+            cluster.wait_task(task["task_id"])
+        return Found(model["id"], "reused")
+    body = {
+        "name": name,
+        "function_name": "remote",
+        "model_group_id": group_id,
+        "connector_id": connector_id,
+        "description": "cross-encoder reranker registered by osrerank",
+    }
+    created = cluster.call("POST", "/_plugins/_ml/models/_register", body, params={"deploy": "true"})
+    cluster.wait_task(created["task_id"])
+    return Found(created["model_id"], "created")
+
+
+def predict(cluster: Cluster, model_id: str, query: str, docs: list[str], timeout: float | None = None) -> list[float]:
+    """Scores for ``docs`` against ``query`` through ml-commons, in document order."""
+    reply = cluster.call(
+        "POST",
+        f"/_plugins/_ml/_predict/text_similarity/{model_id}",
+        {"query_text": query, "text_docs": docs},
+        timeout=timeout,
+    )
+    outputs = reply["inference_results"][0]["output"]
+    return [float(o["data"][0]) for o in outputs]
+
+
+def smoke_check(cluster: Cluster, model_id: str) -> list[float]:
+    """One real prediction through the cluster; fails loudly if the wiring is wrong."""
+    docs = ["Washington, D.C. is the capital of the United States.", "Carson City is the capital of Nevada."]
+    scores = predict(cluster, model_id, "What is the capital of the United States?", docs)
+    if len(scores) != len(docs):
+        raise OpenSearchError(f"smoke check: model {model_id} returned {len(scores)} scores for {len(docs)} documents")
+    return scores
+
+
+def delete_model(cluster: Cluster, model_id: str) -> None:
+    try:
+        cluster.call("POST", f"/_plugins/_ml/models/{model_id}/_undeploy")
+    except OpenSearchError as exc:
+        if exc.status != 404:
+            raise
+    cluster.call("DELETE", f"/_plugins/_ml/models/{model_id}")

@@ -1,0 +1,194 @@
+"""The whole flow as one object: ``Reranker(settings).setup() / search() / teardown()``.
+
+setup: cluster → endpoint (deploy) → connector → model group → register+deploy → smoke check →
+pipeline. Each step finds its object by name first, so a second run creates nothing new.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .cluster import LocalCluster
+from .config import Settings
+from .connector import Credentials, Found, connector_name, delete_connector, ensure_connector, render_connector
+from .endpoint import LocalEndpoint, local_credentials
+from .errors import ConfigError, OpenSearchError
+from .index import delete_index
+from .opensearch import Cluster, connect
+from .pipeline import delete_pipeline, ensure_pipeline, render_pipeline
+from .register import delete_model, ensure_model, ensure_model_group, models_using, predict, smoke_check
+from .search import SearchResult, search
+
+__all__ = ["Reranker", "SetupResult"]
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class SetupResult:
+    """What setup made or found: step name -> Found(id, created|reused|replaced)."""
+
+    endpoint_url: str
+    steps: dict[str, Found] = field(default_factory=dict)
+
+    @property
+    def model_id(self) -> str:
+        return self.steps["model"].id
+
+
+class Reranker:
+    """Set up, use and remove cross-encoder reranking on one cluster.
+
+    Example::
+
+        r = Reranker(Settings(model="./ms-marco-MiniLM-L-6-v2"))
+        r.setup()
+        for hit in r.search("What is the capital of the United States?").hits:
+            print(hit.score, hit.source["passage_text"])
+        r.teardown()
+    """
+
+    def __init__(self, settings: Settings, progress: Progress = _quiet) -> None:
+        self.settings, self.progress = settings, progress
+        self._cluster: Cluster | None = None
+
+    # ----------------------------------------------------------------- connection
+    def cluster(self, *, start: bool = False) -> Cluster:
+        """The configured cluster, or the local one (started only when ``start``)."""
+        if self._cluster is None:
+            url = self.settings.opensearch_url
+            if not url:
+                local = LocalCluster(self.settings.opensearch_version, progress=self.progress)
+                url = local.up().url if start else local.running_url()
+                if not url:
+                    raise ConfigError(
+                        "no cluster: pass --opensearch-url, or start the local one with `osrerank cluster up`"
+                    )
+            self._cluster = connect(self.settings, url)
+        return self._cluster
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.settings.name}-model"
+
+    # ----------------------------------------------------------------- setup
+    def deploy(self) -> tuple[str, Credentials, Found]:
+        """Bring up the model endpoint for the target; returns URL, connector credentials, and what happened."""
+        s = self.settings
+        if s.endpoint_url:
+            return s.endpoint_url, _env_credentials(s), Found(s.endpoint_url, "reused")
+        if s.target == "local":
+            self.progress(f"starting the local model endpoint for {s.model}")
+            info, started = LocalEndpoint(s.name).start(s.model, kind=s.kind, activation=s.activation, region=s.region)
+            key, secret = local_credentials()
+            url = (
+                info.invocation_url(s.name)
+                if s.connector_template == "sagemaker-hf-text-classification"
+                else info.base_url + ("/rerank" if s.connector_template == "tei-rerank" else f"/predictions/{s.name}")
+            )
+            return url, Credentials(access_key=key, secret_key=secret), Found(url, "created" if started else "reused")
+        raise ConfigError(
+            f"deploying to target {s.target!r} is not built yet; deploy the model yourself and pass its URL with "
+            "--endpoint-url, or use --target local"
+        )
+
+    def setup(self) -> SetupResult:
+        """Run every step; idempotent."""
+        cluster = self.cluster(start=True)
+        url, credentials, endpoint = self.deploy()
+        result = SetupResult(url, {"endpoint": endpoint})
+        self.progress("creating the connector")
+        result.steps["connector"] = ensure_connector(cluster, render_connector(self.settings, url, credentials))
+        result.steps["model group"] = ensure_model_group(cluster, f"{self.settings.name}-group")
+        self.progress("registering and deploying the model")
+        result.steps["model"] = ensure_model(
+            cluster, self.model_name, result.steps["connector"].id, result.steps["model group"].id
+        )
+        self.progress("smoke check: one prediction through the cluster")
+        smoke_check(cluster, result.model_id)
+        result.steps["pipeline"] = ensure_pipeline(
+            cluster, self.settings.pipeline, render_pipeline(self.settings, result.model_id)
+        )
+        return result
+
+    # ----------------------------------------------------------------- use
+    def model_id(self) -> str:
+        """The deployed model setup registered (found by name)."""
+        from .connector import _find
+
+        for c in _find(self.cluster(), connector_name(self.settings)):
+            for model_id in models_using(self.cluster(), c["id"]):
+                return model_id
+        raise ConfigError(f"no model named {self.model_name!r} on the cluster: run `osrerank setup` first")
+
+    def predict(self, query: str, docs: list[str]) -> list[float]:
+        return predict(self.cluster(), self.model_id(), query, docs, timeout=self.settings.timeout_s + 5)
+
+    def search(self, query: str, **options: object) -> SearchResult:
+        options.setdefault("timeout", self.settings.timeout_s + 5)
+        return search(self.cluster(), self.settings, query, **options)  # type: ignore[arg-type]
+
+    # ----------------------------------------------------------------- teardown
+    def teardown(self, *, keep_index: bool = False) -> list[str]:
+        """Remove what the kit created (found by name); returns what was removed."""
+        from .connector import _find
+
+        removed: list[str] = []
+        try:
+            cluster = self.cluster()
+        except ConfigError:
+            cluster = None
+        if cluster is not None:
+            if delete_pipeline(cluster, self.settings.pipeline):
+                removed.append(f"pipeline {self.settings.pipeline}")
+            for c in _find(cluster, connector_name(self.settings)):
+                for model_id in models_using(cluster, c["id"]):
+                    delete_model(cluster, model_id)
+                    removed.append(f"model {model_id}")
+                delete_connector(cluster, c["id"])
+                removed.append(f"connector {c['id']}")
+            removed += _delete_group(cluster, f"{self.settings.name}-group")
+            if not keep_index and delete_index(cluster, self.settings.index):
+                removed.append(f"index {self.settings.index}")
+        if (
+            self.settings.target == "local"
+            and not self.settings.endpoint_url
+            and LocalEndpoint(self.settings.name).stop()
+        ):
+            removed.append("local model endpoint")
+        return removed
+
+
+def _delete_group(cluster: Cluster, name: str) -> list[str]:
+    from .register import _search
+
+    removed = []
+    for group in _search(cluster, "/_plugins/_ml/model_groups/_search", {"term": {"name.keyword": name}}):
+        try:
+            cluster.call("DELETE", f"/_plugins/_ml/model_groups/{group['id']}")
+            removed.append(f"model group {group['id']}")
+        except OpenSearchError as exc:
+            if exc.status != 404:
+                raise
+    return removed
+
+
+def _env_credentials(settings: Settings) -> Credentials:
+    """Credentials for an existing endpoint: the AWS chain for SageMaker, OSRERANK_BEARER_TOKEN for http."""
+    import os
+
+    if settings.connector_template == "sagemaker-hf-text-classification":
+        if settings.role_arn:
+            return Credentials(role_arn=settings.role_arn)
+        key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+        if not (key and secret):
+            with contextlib.suppress(OSError):
+                key, secret = local_credentials()
+        return Credentials(access_key=key, secret_key=secret, session_token=os.environ.get("AWS_SESSION_TOKEN"))
+    return Credentials(bearer_token=os.environ.get("OSRERANK_BEARER_TOKEN"))

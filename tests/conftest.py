@@ -1,0 +1,116 @@
+"""Shared fixtures. The test model and the reference scores come from ../shared (or OSRERANK_TEST_MODEL);
+when they are missing the tests fail with a message saying where they should be, never skip."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_TEST_MODEL = REPO.parent / "shared" / "models" / "minilm-l6-random-head"
+
+
+@pytest.fixture(scope="session")
+def test_model_dir() -> Path:
+    path = Path(os.environ.get("OSRERANK_TEST_MODEL", DEFAULT_TEST_MODEL))
+    if not (path / "onnx" / "model.onnx").exists() or not (path / "reference_scores.json").exists():
+        pytest.fail(
+            f"test cross-encoder not found at {path}: expected onnx/model.onnx and reference_scores.json. "
+            "Put minilm-l6-random-head there or set OSRERANK_TEST_MODEL to its folder."
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference(test_model_dir: Path) -> list[dict[str, Any]]:
+    return json.loads((test_model_dir / "reference_scores.json").read_text())["pairs"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """A real uvicorn server in a background thread, for in-process HTTP tests."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def scorer(test_model_dir: Path) -> Any:
+    from osrerank.model import load_scorer
+
+    return load_scorer(test_model_dir)
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[Any]:
+    """The real OpenSearch node for the integration suite (version: OSRERANK_OPENSEARCH_VERSION)."""
+    from osrerank.cluster import LocalCluster
+
+    cluster = LocalCluster(progress=lambda m: print(f"[cluster] {m}", flush=True))
+    was_running = cluster.running_url() is not None
+    info = cluster.up()
+    yield info
+    if not was_running:
+        cluster.down()
+
+
+@pytest.fixture(scope="session")
+def os_client(local_cluster: Any) -> Any:
+    from osrerank.config import Settings
+    from osrerank.opensearch import connect
+
+    return connect(Settings(), local_cluster.url)
+
+
+@pytest.fixture(scope="session")
+def standin(test_model_dir: Path) -> Iterator[Any]:
+    """The stand-in as a background process with SigV4 on and recording of received texts."""
+    from osrerank.endpoint import LocalEndpoint
+
+    endpoint = LocalEndpoint("osrerank-test")
+    info, _ = endpoint.start(str(test_model_dir), record=True)
+    if not _records(info.base_url):  # a reused endpoint started without --record
+        endpoint.stop()
+        info, _ = endpoint.start(str(test_model_dir), record=True)
+    yield info
+    endpoint.stop()
+
+
+def _records(base_url: str) -> bool:
+    import requests
+
+    return requests.get(f"{base_url}/_osrerank/received", timeout=5).status_code == 200

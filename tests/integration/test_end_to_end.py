@@ -1,0 +1,182 @@
+"""The tutorial flow through setup/search/teardown, idempotence, the demo CLI, and failure behaviour."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from osrerank.config import Settings
+from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
+from osrerank.endpoint import LocalEndpoint
+from osrerank.errors import OpenSearchError
+from osrerank.index import create_index, load_documents
+from osrerank.reranker import Reranker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def e2e(local_cluster, test_model_dir):
+    settings = Settings(
+        opensearch_url=local_cluster.url,
+        model=str(test_model_dir),
+        name="e2e",
+        pipeline="e2e-rerank",
+        index="my-test-data",
+        timeout_s=5,
+    )
+    reranker = Reranker(settings)
+    yield reranker
+    reranker.teardown()
+
+
+def counts(cluster):
+    def n(path, query=None):
+        try:
+            return cluster.call("POST", path, {"query": query or {"match_all": {}}, "size": 0})["hits"]["total"][
+                "value"
+            ]
+        except OpenSearchError:
+            return 0
+
+    pipelines = cluster.call("GET", "/_search/pipeline") if cluster.exists("/_search/pipeline") else {}
+    return (
+        n("/_plugins/_ml/connectors/_search"),
+        n("/_plugins/_ml/models/_search"),
+        n("/_plugins/_ml/model_groups/_search"),
+        len(pipelines),
+    )
+
+
+def test_tutorial_flow_matches_pytorch_reference(e2e, reference):
+    e2e.setup()
+    cluster = e2e.cluster()
+    # the reference holds the model-card versions of the tutorial's passages
+    docs = [p for p in reference[:5] if not p["document"].startswith("Charlotte")]
+    create_index(cluster, "my-test-data", ["passage_text"], recreate=True)
+    load_documents(
+        cluster, "my-test-data", [{"_id": str(i), "passage_text": p["document"]} for i, p in enumerate(docs)]
+    )
+    hits = e2e.search(TUTORIAL_QUERY, size=4, match_all=True).hits
+    expected = sorted(range(4), key=lambda i: -docs[i]["sigmoid"])
+    assert [h.id for h in hits] == [str(i) for i in expected]
+    np.testing.assert_allclose([h.score for h in hits], [docs[i]["sigmoid"] for i in expected], atol=1e-5)
+
+
+def test_setup_twice_creates_nothing_new_and_teardown_removes_it_all(e2e):
+    cluster = e2e.cluster()
+    before = counts(cluster)
+    first = e2e.setup()
+    after_first = counts(cluster)
+    second = e2e.setup()
+    assert counts(cluster) == after_first
+    assert {s: f.action for s, f in second.steps.items()} == dict.fromkeys(second.steps, "reused")
+    assert second.model_id == first.model_id
+    e2e.teardown()
+    assert counts(cluster) == before
+
+
+def test_window_larger_than_page_and_min_score(e2e, scorer):
+    e2e.setup()
+    cluster = e2e.cluster()
+    create_index(cluster, "my-test-data", ["passage_text"], recreate=True)
+    load_documents(
+        cluster, "my-test-data", [{"_id": str(i), "passage_text": p} for i, p in enumerate(TUTORIAL_PASSAGES)]
+    )
+    result = e2e.search(TUTORIAL_QUERY, size=2, window=4, match_all=True)
+    expected = scorer.predict([(TUTORIAL_QUERY, p) for p in TUTORIAL_PASSAGES])
+    assert [h.id for h in result.hits] == [str(i) for i in np.argsort(-expected)[:2]]
+    floor = float(np.sort(expected)[-2])
+    assert len(e2e.search(TUTORIAL_QUERY, size=4, window=4, match_all=True, min_score=floor - 1e-6).hits) == 2
+
+
+def test_endpoint_down_gives_a_clear_error_then_recovers(e2e, test_model_dir):
+    e2e.setup()
+    cluster = e2e.cluster()
+    create_index(cluster, "my-test-data", ["passage_text"], recreate=True)
+    load_documents(cluster, "my-test-data", [{"passage_text": p} for p in TUTORIAL_PASSAGES])
+    endpoint = LocalEndpoint("e2e")
+    info = endpoint.info()
+    port = int(info.base_url.rsplit(":", 1)[1])
+    endpoint.stop()
+    started = time.monotonic()
+    with pytest.raises(OpenSearchError):
+        e2e.search(TUTORIAL_QUERY, size=4, match_all=True)
+    assert time.monotonic() - started < 20
+    assert cluster.call("GET", "/_cluster/health")["status"] in ("green", "yellow")
+    endpoint.start(str(test_model_dir), port=port)  # same URL: no re-setup needed
+    assert len(e2e.search(TUTORIAL_QUERY, size=4, match_all=True).hits) == 4
+
+
+def test_demo_cli_runs_and_prints_scores(local_cluster, test_model_dir):
+    env = {**os.environ, "OSRERANK_NAME": "democli", "OSRERANK_PIPELINE": "democli-rerank"}
+    cmd = [sys.executable, "-m", "osrerank", "demo", "--model", str(test_model_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert "Washington, D.C." in proc.stdout and "created" in proc.stdout
+    finally:
+        subprocess.run([sys.executable, "-m", "osrerank", "teardown"], env=env, capture_output=True, timeout=300)
+
+
+def test_unknown_template_is_a_one_line_error(local_cluster):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "osrerank",
+            "setup",
+            "--template",
+            "nope",
+            "--opensearch-url",
+            local_cluster.url,
+            "--endpoint-url",
+            "http://127.0.0.1:9/x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "unknown connector template 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_wrong_cluster_url_is_a_one_line_error():
+    proc = subprocess.run(
+        [sys.executable, "-m", "osrerank", "search", "q", "--opensearch-url", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "cannot reach OpenSearch" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.real_model
+@pytest.mark.skipif(
+    not os.environ.get("OSRERANK_REAL_MODEL"), reason="set OSRERANK_REAL_MODEL to the real model folder"
+)
+def test_real_model_reproduces_the_tutorial_numbers(local_cluster):
+    settings = Settings(
+        opensearch_url=local_cluster.url,
+        model=str(Path(os.environ["OSRERANK_REAL_MODEL"])),
+        name="real",
+        pipeline="real-rerank",
+        index="my-test-data",
+    )
+    reranker = Reranker(settings)
+    try:
+        from osrerank.demo import run_demo
+
+        _, result = run_demo(settings, lambda m: None)
+        published = {0: 0.115356825, 1: 0.00021142483, 2: 0.9997217, 3: 0.55655104}
+        by_text = {TUTORIAL_PASSAGES[i]: s for i, s in published.items()}
+        for hit in result.hits:
+            assert hit.score == pytest.approx(by_text[hit.source["passage_text"]], abs=1e-5)
+    finally:
+        reranker.teardown()

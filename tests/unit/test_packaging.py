@@ -1,0 +1,130 @@
+"""Templates ship as package data and render; compose file parses; every CLI command has --help."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from osrerank.cli import cli
+from osrerank.config import Settings
+from osrerank.connector import Credentials, render_connector
+from osrerank.errors import ConfigError, TemplateError
+from osrerank.pipeline import render_pipeline
+from osrerank.templates import list_templates, render, validate_connector
+
+from ..conftest import REPO
+
+URLS = {
+    "sagemaker-hf-text-classification": "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/x/invocations",
+    "tei-rerank": "http://127.0.0.1:8080/rerank",
+    "torchserve-pairs": "http://127.0.0.1:8080/predictions/m",
+}
+
+
+def test_templates_are_package_data():
+    assert list_templates("connectors") == sorted(URLS)
+    assert list_templates("pipelines") == ["rerank"]
+
+
+@pytest.mark.parametrize("template", sorted(URLS))
+@pytest.mark.parametrize("raw", [False, True])
+def test_every_connector_template_renders_valid_json(template, raw):
+    settings = Settings(template=template, activation="none" if raw else "sigmoid")
+    body = render_connector(settings, URLS[template], Credentials(access_key="AK", secret_key="SK"))
+    assert validate_connector(body) == []
+    action = body["actions"][0]
+    assert action["url"] == URLS[template]
+    assert "escape(" not in action["pre_process_function"]
+    assert '"name":"similarity","data_type":"FLOAT32","shape":[1]' in action["post_process_function"]
+
+
+def test_sagemaker_connector_uses_sigv4_and_the_runtime_url():
+    body = render_connector(
+        Settings(region="eu-west-1"),
+        URLS["sagemaker-hf-text-classification"],
+        Credentials(access_key="AK", secret_key="SK", session_token="TOK"),
+    )
+    assert body["protocol"] == "aws_sigv4"
+    assert body["parameters"]["service_name"] == "sagemaker" and body["parameters"]["region"] == "eu-west-1"
+    assert body["credential"] == {"access_key": "AK", "secret_key": "SK", "session_token": "TOK"}
+    assert '"truncation": true' in body["actions"][0]["request_body"]
+
+
+def test_missing_variables_are_all_named_at_once():
+    with pytest.raises(TemplateError, match="endpoint_url, max_retries, name"):
+        render("connectors", "torchserve-pairs", {"description": "d", "bearer_token": None, "timeout_ms": 1})
+
+
+def test_unknown_template_lists_the_known_ones():
+    with pytest.raises(TemplateError, match="available: sagemaker-hf-text-classification"):
+        render("connectors", "nope", {})
+
+
+def test_sagemaker_connector_without_credentials_is_refused():
+    with pytest.raises(ConfigError, match="AWS credentials"):
+        render_connector(Settings(), URLS["sagemaker-hf-text-classification"], Credentials())
+
+
+def test_pipeline_renders_nested_fields():
+    body = render_pipeline(Settings(document_fields="title, body.text"), "m1")
+    rerank = body["response_processors"][0]["rerank"]
+    assert rerank == {"ml_opensearch": {"model_id": "m1"}, "context": {"document_fields": ["title", "body.text"]}}
+
+
+def test_settings_precedence(tmp_path, monkeypatch):
+    toml = tmp_path / "c.toml"
+    toml.write_text('index = "from-file"\npipeline = "p-file"\nname = "n-file"\n')
+    env = {"OSRERANK_PIPELINE": "p-env", "OSRERANK_NAME": "n-env"}
+    s = Settings.resolve({"name": "n-flag", "index": None}, env=env, config_file=toml)
+    assert (s.index, s.pipeline, s.name) == ("from-file", "p-env", "n-flag")
+    with pytest.raises(ConfigError, match="timeout_s"):
+        Settings.resolve({"timeout_s": -1}, env={})
+
+
+def test_docker_compose_matches_the_code():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert compose["services"]["opensearch"]["image"].startswith("opensearchproject/opensearch:2.19")
+    assert compose["services"]["model"]["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert (REPO / "deploy" / "Dockerfile").exists()
+    assert "8080:8080" in compose["services"]["model"]["ports"]
+    assert "--port 8080" in (REPO / "deploy" / "Dockerfile").read_text()
+
+
+COMMANDS = [
+    [],
+    ["cluster"],
+    ["cluster", "up"],
+    ["cluster", "down"],
+    ["cluster", "status"],
+    ["serve"],
+    ["setup"],
+    ["predict"],
+    ["search"],
+    ["teardown"],
+    ["demo"],
+    ["index", "load"],
+    ["connector", "render"],
+    ["connector", "create"],
+    ["pipeline", "create"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_every_command_has_help_with_an_example(command):
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output and ("Example" in result.output or command == [])
+
+
+def test_connector_render_masks_secrets(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAVISIBLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "super-secret-value")
+    result = CliRunner().invoke(
+        cli, ["connector", "render", "--endpoint-url", URLS["sagemaker-hf-text-classification"]]
+    )
+    assert result.exit_code == 0, result.output
+    assert "super-secret-value" not in result.output
+    assert json.loads(result.output)["credential"]["secret_key"] == "***"
