@@ -217,27 +217,9 @@ def settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def resolve_settings(kwargs: dict[str, Any]) -> Settings:
-    names = (
-        "config_file",
-        "opensearch_url",
-        "opensearch_user",
-        "aws_region",
-        "aws_profile",
-        "opensearch_version",
-        "target",
-        "model",
-        "kind",
-        "activation",
-        "endpoint_url",
-        "template",
-        "name",
-        "pipeline",
-        "index",
-        "document_fields",
-        "timeout_s",
-    )
-    values = {k: kwargs.pop(k, None) for k in names}
-    config_file = values.pop("config_file")
+    """Pop the settings flags out of a command's kwargs (they are named like Settings fields)."""
+    config_file = kwargs.pop("config_file", None)
+    values = {k: kwargs.pop(k) for k in list(kwargs) if k in Settings.model_fields}
     return Settings.resolve(values, config_file=config_file)
 
 

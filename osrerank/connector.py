@@ -12,7 +12,15 @@ from .errors import ConfigError
 from .opensearch import Cluster
 from .templates import render
 
-__all__ = ["Credentials", "Found", "connector_name", "delete_connector", "ensure_connector", "render_connector"]
+__all__ = [
+    "Credentials",
+    "Found",
+    "connector_name",
+    "delete_connector",
+    "ensure_connector",
+    "find_connectors",
+    "render_connector",
+]
 
 
 @dataclass(frozen=True)
@@ -75,23 +83,15 @@ def _fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _find(cluster: Cluster, name: str) -> list[dict[str, Any]]:
-    try:
-        hits = cluster.call(
-            "POST", "/_plugins/_ml/connectors/_search", {"query": {"term": {"name.keyword": name}}, "size": 100}
-        )["hits"]["hits"]
-    except Exception as exc:  # the connector index does not exist before the first connector
-        if getattr(exc, "status", None) in (400, 404):
-            return []
-        raise
-    return [{"id": h["_id"], **h["_source"]} for h in hits]
+def find_connectors(cluster: Cluster, name: str) -> list[dict[str, Any]]:
+    return cluster.find("/_plugins/_ml/connectors/_search", {"term": {"name.keyword": name}})
 
 
 def ensure_connector(cluster: Cluster, body: dict[str, Any]) -> Found:
     """Reuse the connector of that name if it was made from the same body; else replace it."""
     tag = f"(osrerank {_fingerprint(body)})"
     body = {**body, "description": f"{body.get('description', '')} {tag}".strip()}
-    existing = _find(cluster, body["name"])
+    existing = find_connectors(cluster, body["name"])
     for c in existing:
         if c.get("description", "").endswith(tag):
             return Found(c["id"], "reused")
@@ -101,10 +101,12 @@ def ensure_connector(cluster: Cluster, body: dict[str, Any]) -> Found:
     return Found(created["connector_id"], "replaced" if existing else "created")
 
 
-def delete_connector(cluster: Cluster, connector_id: str) -> None:
-    """Delete a connector, first undeploying and deleting the models that use it."""
+def delete_connector(cluster: Cluster, connector_id: str) -> list[str]:
+    """Delete a connector, first undeploying and deleting the models that use it; returns their ids."""
     from .register import delete_model, models_using
 
-    for model_id in models_using(cluster, connector_id):
+    model_ids = models_using(cluster, connector_id)
+    for model_id in model_ids:
         delete_model(cluster, model_id)
     cluster.call("DELETE", f"/_plugins/_ml/connectors/{connector_id}")
+    return model_ids

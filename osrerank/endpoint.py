@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from .cluster import _cache_root
+from .cluster import _cache_root, _free_port
 from .errors import ClusterError
 
 __all__ = ["EndpointInfo", "LocalEndpoint", "local_credentials"]
@@ -61,12 +60,6 @@ def local_credentials() -> tuple[str, str]:
     with os.fdopen(fd, "w") as f:
         json.dump(data, f)
     return data["access_key"], data["secret_key"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LocalEndpoint:

@@ -69,6 +69,16 @@ class Cluster:
                 return False
             raise
 
+    def find(self, path: str, query: dict[str, Any], size: int = 100) -> list[dict[str, Any]]:
+        """Hits of an ml-commons ``_search`` as ``{"id": ..., **source}``; none if the index does not exist yet."""
+        try:
+            hits = self.call("POST", path, {"query": query, "size": size})["hits"]["hits"]
+        except OpenSearchError as exc:
+            if exc.status in (400, 404):  # ml-commons creates its indices on first use
+                return []
+            raise
+        return [{"id": h["_id"], **h["_source"]} for h in hits]
+
     @property
     def version(self) -> tuple[int, int, int]:
         if self._version is None:

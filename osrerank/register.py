@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .connector import Found
 from .errors import OpenSearchError
 from .opensearch import Cluster
@@ -11,18 +9,8 @@ from .opensearch import Cluster
 __all__ = ["delete_model", "ensure_model", "ensure_model_group", "models_using", "predict", "smoke_check"]
 
 
-def _search(cluster: Cluster, path: str, query: dict[str, Any], size: int = 100) -> list[dict[str, Any]]:
-    try:
-        hits = cluster.call("POST", path, {"query": query, "size": size})["hits"]["hits"]
-    except OpenSearchError as exc:
-        if exc.status in (400, 404):  # the ml index does not exist yet
-            return []
-        raise
-    return [{"id": h["_id"], **h["_source"]} for h in hits]
-
-
 def ensure_model_group(cluster: Cluster, name: str) -> Found:
-    for group in _search(cluster, "/_plugins/_ml/model_groups/_search", {"term": {"name.keyword": name}}):
+    for group in cluster.find("/_plugins/_ml/model_groups/_search", {"term": {"name.keyword": name}}):
         return Found(group["id"], "reused")
     created = cluster.call(
         "POST", "/_plugins/_ml/model_groups/_register", {"name": name, "description": "created by osrerank"}
@@ -34,13 +22,13 @@ def models_using(cluster: Cluster, connector_id: str) -> list[str]:
     """Models registered on a connector. Filtered here: connector_id is an analysed text field,
     so a term query on a mixed-case id finds nothing."""
     query = {"bool": {"must_not": {"exists": {"field": "chunk_number"}}}}
-    found = _search(cluster, "/_plugins/_ml/models/_search", query, size=10000)
+    found = cluster.find("/_plugins/_ml/models/_search", query, size=10000)
     return [m["id"] for m in found if m.get("connector_id") == connector_id]
 
 
 def ensure_model(cluster: Cluster, name: str, connector_id: str, group_id: str) -> Found:
     """Register + deploy the remote model, or reuse (and if needed redeploy) the one of that name."""
-    for model in _search(cluster, "/_plugins/_ml/models/_search", {"term": {"name.keyword": name}}):
+    for model in cluster.find("/_plugins/_ml/models/_search", {"term": {"name.keyword": name}}):
         if model.get("connector_id") != connector_id:
             continue
         if model.get("model_state") != "DEPLOYED":

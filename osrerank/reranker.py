@@ -7,18 +7,27 @@ pipeline. Each step finds its object by name first, so a second run creates noth
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .cluster import LocalCluster
 from .config import Settings
-from .connector import Credentials, Found, connector_name, delete_connector, ensure_connector, render_connector
+from .connector import (
+    Credentials,
+    Found,
+    connector_name,
+    delete_connector,
+    ensure_connector,
+    find_connectors,
+    render_connector,
+)
 from .endpoint import LocalEndpoint, local_credentials
 from .errors import ConfigError, OpenSearchError
 from .index import delete_index
 from .opensearch import Cluster, connect
 from .pipeline import delete_pipeline, ensure_pipeline, render_pipeline
-from .register import delete_model, ensure_model, ensure_model_group, models_using, predict, smoke_check
+from .register import ensure_model, ensure_model_group, models_using, predict, smoke_check
 from .search import SearchResult, search
 
 __all__ = ["Reranker", "SetupResult"]
@@ -120,9 +129,7 @@ class Reranker:
     # ----------------------------------------------------------------- use
     def model_id(self) -> str:
         """The deployed model setup registered (found by name)."""
-        from .connector import _find
-
-        for c in _find(self.cluster(), connector_name(self.settings)):
+        for c in find_connectors(self.cluster(), connector_name(self.settings)):
             for model_id in models_using(self.cluster(), c["id"]):
                 return model_id
         raise ConfigError(f"no model named {self.model_name!r} on the cluster: run `osrerank setup` first")
@@ -137,8 +144,6 @@ class Reranker:
     # ----------------------------------------------------------------- teardown
     def teardown(self, *, keep_index: bool = False) -> list[str]:
         """Remove what the kit created (found by name); returns what was removed."""
-        from .connector import _find
-
         removed: list[str] = []
         try:
             cluster = self.cluster()
@@ -147,11 +152,8 @@ class Reranker:
         if cluster is not None:
             if delete_pipeline(cluster, self.settings.pipeline):
                 removed.append(f"pipeline {self.settings.pipeline}")
-            for c in _find(cluster, connector_name(self.settings)):
-                for model_id in models_using(cluster, c["id"]):
-                    delete_model(cluster, model_id)
-                    removed.append(f"model {model_id}")
-                delete_connector(cluster, c["id"])
+            for c in find_connectors(cluster, connector_name(self.settings)):
+                removed += [f"model {m}" for m in delete_connector(cluster, c["id"])]
                 removed.append(f"connector {c['id']}")
             removed += _delete_group(cluster, f"{self.settings.name}-group")
             if not keep_index and delete_index(cluster, self.settings.index):
@@ -166,10 +168,8 @@ class Reranker:
 
 
 def _delete_group(cluster: Cluster, name: str) -> list[str]:
-    from .register import _search
-
     removed = []
-    for group in _search(cluster, "/_plugins/_ml/model_groups/_search", {"term": {"name.keyword": name}}):
+    for group in cluster.find("/_plugins/_ml/model_groups/_search", {"term": {"name.keyword": name}}):
         try:
             cluster.call("DELETE", f"/_plugins/_ml/model_groups/{group['id']}")
             removed.append(f"model group {group['id']}")
@@ -181,8 +181,6 @@ def _delete_group(cluster: Cluster, name: str) -> list[str]:
 
 def _env_credentials(settings: Settings) -> Credentials:
     """Credentials for an existing endpoint: the AWS chain for SageMaker, OSRERANK_BEARER_TOKEN for http."""
-    import os
-
     if settings.connector_template == "sagemaker-hf-text-classification":
         if settings.role_arn:
             return Credentials(role_arn=settings.role_arn)

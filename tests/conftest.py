@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -34,19 +33,15 @@ def reference(test_model_dir: Path) -> list[dict[str, Any]]:
     return json.loads((test_model_dir / "reference_scores.json").read_text())["pairs"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class ServerThread:
     """A real uvicorn server in a background thread, for in-process HTTP tests."""
 
     def __init__(self, app: Any) -> None:
         import uvicorn
 
-        self.port = free_port()
+        from osrerank.cluster import _free_port
+
+        self.port = _free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -8,12 +8,12 @@ import requests
 
 from osrerank.cluster import LocalCluster
 from osrerank.config import Settings
-from osrerank.connector import Credentials, ensure_connector, render_connector
+from osrerank.connector import Credentials, delete_connector, ensure_connector, find_connectors, render_connector
 from osrerank.endpoint import local_credentials
 from osrerank.errors import OpenSearchError
 from osrerank.index import create_index, delete_index, load_documents
 from osrerank.pipeline import delete_pipeline, ensure_pipeline, render_pipeline
-from osrerank.register import delete_model, ensure_model, ensure_model_group, predict
+from osrerank.register import ensure_model, ensure_model_group, predict
 from osrerank.reranker import _delete_group
 
 from ..conftest import ServerThread
@@ -50,11 +50,9 @@ def make_model(cluster, settings, url, credentials=None):
 
 
 def cleanup(cluster, settings, model_id):
-    delete_model(cluster, model_id)
-    from osrerank.connector import _find, delete_connector
-
-    for c in _find(cluster, f"{settings.name}-connector"):
-        delete_connector(cluster, c["id"])
+    """Delete the connector (and with it ``model_id``) and the model group."""
+    for c in find_connectors(cluster, f"{settings.name}-connector"):
+        assert model_id in delete_connector(cluster, c["id"])
     _delete_group(cluster, f"{settings.name}-group")
 
 
