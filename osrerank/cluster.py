@@ -50,6 +50,14 @@ PLUGINS = (
     ("opensearch-knn", "org.opensearch.plugin:opensearch-knn:{v}.0:zip"),
     ("opensearch-neural-search", "org.opensearch.plugin:neural-search:{v}.0:zip"),
 )
+#: Modules the plugins need that the 2.x integ-test-zip leaves out (3.x ships them all). Maven Central
+#: has each only as a jar + pom, so the module folder is assembled from the jar and its dependencies.
+MODULES_2X = ("lang-painless",)
+MODULE_POLICY = {
+    "lang-painless": 'grant {\n  permission java.lang.RuntimePermission "createClassLoader";\n'
+    '  permission java.lang.RuntimePermission "getClassLoader";\n};\n',
+}
+MODULE_CLASS = {"lang-painless": "org.opensearch.painless.PainlessPlugin"}  # its 2.x name
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 RUN_USER = "osrerank"
 HEAP = "1g"
@@ -243,6 +251,9 @@ class LocalCluster:
             self.progress("unpacking the server")
             _unzip_keeping_modes(zips / f"opensearch-{self.version}.zip", staging)
             server = staging / f"opensearch-{self.version}"
+            for module in self._missing_modules(server):
+                self.progress(f"assembling module {module}")
+                self._assemble_module(mvn, module, server / "modules" / module, Path(tmp), java_home)
             env = {**os.environ, "OPENSEARCH_JAVA_HOME": str(java_home), "JAVA_HOME": str(java_home)}
             for name, artifact in PLUGINS:
                 self.progress(f"installing plugin {name}")
@@ -264,13 +275,59 @@ class LocalCluster:
             shutil.move(str(server), self.home)
         return self.home
 
+    def _missing_modules(self, server: Path) -> list[str]:
+        return [m for m in MODULES_2X if not (server / "modules" / m).exists()]
+
+    def _assemble_module(self, mvn: str, module: str, dest: Path, tmp: Path, java_home: Path) -> None:
+        """Build ``modules/<module>`` from its Maven jar + runtime dependencies, as the full distribution has it.
+
+        The descriptor and security policy are what the module's own build writes; 2.x runs under the
+        Java Security Manager, so the policy matters.
+        """
+        project = tmp / f"module-{module}"
+        project.mkdir()
+        (project / "pom.xml").write_text(
+            '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+            f"<groupId>osrerank</groupId><artifactId>{module}-module</artifactId><version>1</version>"
+            "<dependencies><dependency><groupId>org.opensearch.plugin</groupId>"
+            f"<artifactId>{module}</artifactId><version>{self.version}</version></dependency></dependencies>"
+            "</project>"
+        )
+        self._mvn(
+            mvn,
+            [f"{DEPENDENCY_PLUGIN}:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={dest}"],
+            f"org.opensearch.plugin:{module}:{self.version} and its dependencies",
+            java_home,
+            cwd=project,
+        )
+        for jar in dest.glob("*.jar"):  # the core's own dependencies come along transitively: keep one copy
+            if (dest.parent.parent / "lib" / jar.name).exists():
+                jar.unlink()
+        java = "11" if self.version.startswith("2.") else "21"
+        (dest / "plugin-descriptor.properties").write_text(
+            f"description={module} module\nversion={self.version}\nname={module}\n"
+            f"classname={MODULE_CLASS[module]}\njava.version={java}\nopensearch.version={self.version}\n"
+            "custom.foldername=\nextended.plugins=\nhas.native.controller=false\n"
+        )
+        (dest / "plugin-security.policy").write_text(MODULE_POLICY[module])
+
     def _mvn_copy(self, mvn: str, artifact: str, dest: Path, java_home: Path) -> None:
-        cmd = [mvn, "-B", "-q", f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={dest}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "JAVA_HOME": str(java_home)})
+        self._mvn(
+            mvn,
+            [f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={dest}"],
+            artifact,
+            java_home,
+        )
+
+    def _mvn(self, mvn: str, args: list[str], what: str, java_home: Path, cwd: Path | None = None) -> None:
+        cmd = [mvn, "-B", "-q", *args]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, cwd=cwd, env={**os.environ, "JAVA_HOME": str(java_home)}
+        )
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
             raise ClusterError(
-                f"download of {artifact} from Maven Central failed (mvn exit {proc.returncode}). "
+                f"download of {what} from Maven Central failed (mvn exit {proc.returncode}). "
                 f"Check network access to Maven Central and your ~/.m2/settings.xml.\n{tail}"
             )
 

@@ -16,16 +16,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from .errors import ModelLoadError, ToolMissingError
 
-__all__ = ["Activation", "Kind", "PairScorer", "Scores", "activate", "load_scorer", "resolve_model_dir"]
+__all__ = ["Activation", "Kind", "PairScorer", "Precision", "Scores", "activate", "load_scorer", "resolve_model_dir"]
 
 Activation = Literal["sigmoid", "none"]
 Kind = Literal["cross-encoder", "bi-encoder"]
+Precision = Literal["fp32", "int8"]
 HUB_FILES = [
     "config.json",
     "tokenizer.json",
@@ -98,13 +99,36 @@ def _onnx_path(folder: Path) -> Path:
     )
 
 
+def _onnx_cache(weights: Path) -> Path:
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    return Path(os.environ.get("OSRERANK_CACHE", Path.home() / ".cache" / "osrerank")) / "onnx" / digest
+
+
+def _quantized(onnx_file: Path) -> Path:
+    """INT8 dynamic quantization (weights per channel, activations at run time), cached by content hash.
+
+    About 2.6x faster than fp32 on a CPU with AVX-512 VNNI, at a cost in exactness: see the README.
+    """
+    target = _onnx_cache(onnx_file) / "model.int8.onnx"
+    if target.exists():
+        return target
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        raise ToolMissingError("int8 precision needs the onnx package: pip install 'osrerank[int8]'") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp.onnx")
+    quantize_dynamic(onnx_file, tmp, weight_type=QuantType.QInt8, per_channel=True)
+    tmp.rename(target)
+    return target
+
+
 def _convert_to_onnx(folder: Path) -> Path:
     """Export PyTorch weights to ONNX once; the result is cached by folder content hash."""
     weights = folder / "model.safetensors"
     if not weights.exists():
         weights = folder / "pytorch_model.bin"
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    cache = Path(os.environ.get("OSRERANK_CACHE", Path.home() / ".cache" / "osrerank")) / "onnx" / digest
+    cache = _onnx_cache(weights)
     target = cache / "model.onnx"
     if target.exists():
         return target
@@ -118,7 +142,19 @@ def _convert_to_onnx(folder: Path) -> Path:
         ) from None
     config = _read_json(folder / "config.json")
     is_classifier = any(a.endswith("ForSequenceClassification") for a in config.get("architectures", []))
-    model = (AutoModelForSequenceClassification if is_classifier else AutoModel).from_pretrained(folder).eval()
+    hf_model = (AutoModelForSequenceClassification if is_classifier else AutoModel).from_pretrained(folder).eval()
+
+    class ByName(torch.nn.Module):
+        """Calls the model with keyword inputs: the positional order of ``forward`` differs across versions."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = hf_model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out[0]
+
     names = ["input_ids", "attention_mask", "token_type_ids"]
     dummy = tuple(torch.ones(1, 8, dtype=torch.long) for _ in names)
     output = "logits" if is_classifier else "last_hidden_state"
@@ -128,7 +164,7 @@ def _convert_to_onnx(folder: Path) -> Path:
     dynamic[output] = {0: "batch"} if is_classifier else {0: "batch", 1: "sequence"}
     with torch.no_grad():
         torch.onnx.export(
-            model,
+            ByName(),
             dummy,
             str(tmp),
             input_names=names,
@@ -157,12 +193,15 @@ class PairScorer:
         activation: Activation = "sigmoid",
         batch_size: int = 32,
         threads: int | None = None,
+        precision: Precision = "fp32",
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.folder, self.kind, self.activation, self.batch_size = folder, kind, activation, batch_size
         onnx_file = _onnx_path(folder)
+        if precision == "int8":
+            onnx_file = _quantized(onnx_file)
         config = _read_json(folder / "config.json")
         tok_config = _read_json(folder / "tokenizer_config.json")
         if kind == "cross-encoder" and len(config.get("id2label", {"0": "x"})) != 1:
@@ -172,6 +211,8 @@ class PairScorer:
             )
         self.label = next(iter(config.get("id2label", {"0": "LABEL_0"}).values()))
         limits = [config.get("max_position_embeddings", 512), tok_config.get("model_max_length", 512)]
+        if kind == "bi-encoder":  # sentence-transformers truncates to its own, often shorter, limit
+            limits.append(_read_json(folder / "sentence_bert_config.json").get("max_seq_length", 512))
         self.max_length = int(min(x for x in limits if isinstance(x, int) and x > 0))
         try:
             self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -255,6 +296,7 @@ def load_scorer(
     activation: Activation = "sigmoid",
     batch_size: int = 32,
     threads: int | None = None,
+    precision: Precision = "fp32",
 ) -> PairScorer:
     """Resolve a folder or hub id and build a :class:`PairScorer` for it.
 
@@ -264,5 +306,10 @@ def load_scorer(
         scorer.predict([("What is the capital of the United States?", "Washington, D.C. ...")])
     """
     return PairScorer(
-        resolve_model_dir(model), kind=kind, activation=activation, batch_size=batch_size, threads=threads
+        resolve_model_dir(model),
+        kind=kind,
+        activation=activation,
+        batch_size=batch_size,
+        threads=threads,
+        precision=precision,
     )

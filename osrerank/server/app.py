@@ -77,18 +77,26 @@ def _string(value: Any, where: str) -> str:
     return value
 
 
-def _pairs_from_inputs(payload: Any) -> tuple[list[tuple[str, str]], bool]:
+def _pairs_from_inputs(payload: Any, default_activation: Activation) -> tuple[list[tuple[str, str]], bool, Activation]:
     """Parse the HF text-classification body: {"inputs": [{"text","text_pair"}...], "parameters"?}.
 
     A bare list, or a single {"text","text_pair"} object, is accepted too, as the HF container does.
-    Returns the pairs and whether truncation was requested.
+    Returns the pairs, whether truncation was requested, and the activation: the pipeline's
+    ``function_to_apply`` ("sigmoid" or "none") when sent, else the server's default.
     """
-    truncation = False
+    truncation, activation = False, default_activation
     if isinstance(payload, dict) and "inputs" in payload:
         params = payload.get("parameters") or {}
         if not isinstance(params, dict):
             raise ServerError("validation", '"parameters" must be an object')
         truncation = params.get("truncation") in (True, "longest_first", "only_first", "only_second")
+        if "function_to_apply" in params:
+            activation = params["function_to_apply"]
+            if activation not in ("sigmoid", "none"):
+                raise ServerError(
+                    "validation",
+                    f'"function_to_apply" must be "sigmoid" or "none" for a one-logit model, got {activation!r}',
+                )
         payload = payload["inputs"]
     items = [payload] if isinstance(payload, dict) else payload
     if not isinstance(items, list):
@@ -102,7 +110,7 @@ def _pairs_from_inputs(payload: Any) -> tuple[list[tuple[str, str]], bool]:
         if not isinstance(item, dict) or "text" not in item or "text_pair" not in item:
             raise ServerError("validation", f'inputs[{i}] must be an object with "text" and "text_pair"')
         pairs.append((_string(item["text"], f"inputs[{i}].text"), _string(item["text_pair"], f"inputs[{i}].text_pair")))
-    return pairs, truncation
+    return pairs, truncation, activation
 
 
 class StandIn:
@@ -137,13 +145,13 @@ class StandIn:
         return values
 
     async def sagemaker(self, request: Request) -> Response:
-        pairs, truncation = _pairs_from_inputs(await _read_json(request))
-        values = await self._score("sagemaker", pairs, truncation, self.activation)
+        pairs, truncation, activation = _pairs_from_inputs(await _read_json(request), self.activation)
+        values = await self._score("sagemaker", pairs, truncation, activation)
         return JSONResponse([{"label": self.scorer.label, "score": float(v)} for v in values])
 
     async def torchserve(self, request: Request) -> Response:
-        pairs, _ = _pairs_from_inputs(await _read_json(request))
-        values = await self._score("torchserve", pairs, True, self.activation)
+        pairs, _, activation = _pairs_from_inputs(await _read_json(request), self.activation)
+        values = await self._score("torchserve", pairs, True, activation)
         return JSONResponse([float(v) for v in values])
 
     async def rerank(self, request: Request) -> Response:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..model import Activation, Kind, load_scorer
+from ..model import Activation, Kind, Precision, load_scorer
 from .app import create_app
 from .sigv4 import SigV4Verifier
 
@@ -30,6 +30,7 @@ class ServeOptions:
     max_batch_pairs: int = 256
     max_wait_ms: float = 5.0
     threads: int | None = None
+    precision: Precision = "fp32"
 
 
 def verifier_from_env(region: str) -> SigV4Verifier:
@@ -51,6 +52,7 @@ def build_app(options: ServeOptions):  # type: ignore[no-untyped-def]
         activation=options.activation,
         batch_size=options.batch_size,
         threads=options.threads,
+        precision=options.precision,
     )
     return create_app(
         scorer,

@@ -68,6 +68,14 @@ def test_raw_logits_with_function_to_apply_none(scorer, reference):
     np.testing.assert_allclose([r["score"] for r in reply.json()], [p["logit"] for p in reference], atol=1e-4)
 
 
+def test_function_to_apply_none_per_request_overrides_the_server_default(open_server, reference):
+    body = body_for([(p["query"], p["document"]) for p in reference])
+    body["parameters"]["function_to_apply"] = "none"
+    reply = requests.post(f"{open_server.url}/invocations", json=body, timeout=60)
+    assert reply.status_code == 200, reply.text
+    np.testing.assert_allclose([r["score"] for r in reply.json()], [p["logit"] for p in reference], atol=1e-4)
+
+
 def test_torchserve_and_tei_routes_agree_with_sagemaker(open_server, reference):
     pairs = [(p["query"], p["document"]) for p in reference[:7]]
     ts = requests.post(f"{open_server.url}/predictions/model", json=body_for(pairs), timeout=60).json()
@@ -107,6 +115,7 @@ def test_overlong_pair_without_truncation_is_400_like_the_hf_container(open_serv
         b'{"inputs": [{"text": 1, "text_pair": "d"}]}',
         b"[1, 2]",
         b'{"inputs": [{"text": "q", "text_pair": "d"}], "parameters": 3}',
+        b'{"inputs": [{"text": "q", "text_pair": "d"}], "parameters": {"function_to_apply": "softmax"}}',
     ],
 )
 def test_malformed_bodies_get_400_with_a_message(open_server, payload):
