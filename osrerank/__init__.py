@@ -11,6 +11,7 @@ from .errors import (
     TemplateError,
     ToolMissingError,
 )
+from .reranker import Reranker, SetupResult, rank
 
 __all__ = [
     "AwsError",
@@ -19,7 +20,10 @@ __all__ = [
     "ModelLoadError",
     "OpenSearchError",
     "OsRerankError",
+    "Reranker",
     "Settings",
+    "SetupResult",
     "TemplateError",
     "ToolMissingError",
+    "rank",
 ]

@@ -40,9 +40,16 @@ class EndpointInfo:
     auth: bool
     region: str
 
+    @property
+    def cluster_base_url(self) -> str:
+        """The base URL as the cluster sees it: ``OSRERANK_ENDPOINT_HOST`` replaces the host when the
+        cluster runs elsewhere (e.g. ``host.docker.internal`` from a container)."""
+        host = os.environ.get("OSRERANK_ENDPOINT_HOST")
+        return self.base_url.replace("127.0.0.1", host, 1) if host else self.base_url
+
     def invocation_url(self, endpoint_name: str) -> str:
         """The SageMaker-runtime style URL the connector posts to."""
-        return f"{self.base_url}/endpoints/{endpoint_name}/invocations"
+        return f"{self.cluster_base_url}/endpoints/{endpoint_name}/invocations"
 
 
 def local_credentials() -> tuple[str, str]:
@@ -122,6 +129,7 @@ class LocalEndpoint:
             "--region",
             region,
         ]
+        cmd += ["--host", "0.0.0.0"] if os.environ.get("OSRERANK_ENDPOINT_HOST") else []  # reachable from a container
         cmd += [] if auth else ["--no-auth"]
         cmd += ["--record"] if record else []
         self.state_file.parent.mkdir(parents=True, exist_ok=True)

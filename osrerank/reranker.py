@@ -23,14 +23,14 @@ from .connector import (
     render_connector,
 )
 from .endpoint import LocalEndpoint, local_credentials
-from .errors import ConfigError, OpenSearchError
+from .errors import ConfigError, OpenSearchError, OsRerankError
 from .index import delete_index
 from .opensearch import Cluster, connect
 from .pipeline import delete_pipeline, ensure_pipeline, render_pipeline
 from .register import ensure_model, ensure_model_group, models_using, predict, smoke_check
 from .search import SearchResult, search
 
-__all__ = ["Reranker", "SetupResult"]
+__all__ = ["Reranker", "SetupResult", "rank"]
 
 Progress = Callable[[str], None]
 
@@ -99,7 +99,8 @@ class Reranker:
             url = (
                 info.invocation_url(s.name)
                 if s.connector_template == "sagemaker-hf-text-classification"
-                else info.base_url + ("/rerank" if s.connector_template == "tei-rerank" else f"/predictions/{s.name}")
+                else info.cluster_base_url
+                + ("/rerank" if s.connector_template == "tei-rerank" else f"/predictions/{s.name}")
             )
             return url, Credentials(access_key=key, secret_key=secret), Found(url, "created" if started else "reused")
         raise ConfigError(
@@ -108,22 +109,40 @@ class Reranker:
         )
 
     def setup(self) -> SetupResult:
-        """Run every step; idempotent."""
-        cluster = self.cluster(start=True)
-        url, credentials, endpoint = self.deploy()
-        result = SetupResult(url, {"endpoint": endpoint})
-        self.progress("creating the connector")
-        result.steps["connector"] = ensure_connector(cluster, render_connector(self.settings, url, credentials))
-        result.steps["model group"] = ensure_model_group(cluster, f"{self.settings.name}-group")
-        self.progress("registering and deploying the model")
-        result.steps["model"] = ensure_model(
-            cluster, self.model_name, result.steps["connector"].id, result.steps["model group"].id
-        )
-        self.progress("smoke check: one prediction through the cluster")
-        smoke_check(cluster, result.model_id)
-        result.steps["pipeline"] = ensure_pipeline(
-            cluster, self.settings.pipeline, render_pipeline(self.settings, result.model_id)
-        )
+        """Run every step; idempotent. A failing step names itself and what already exists, so a rerun
+        (after the fix) picks up from there: every earlier object is found by name and reused."""
+        result = SetupResult("", {})
+        step = "cluster"
+        try:
+            cluster = self.cluster(start=True)
+            step = "endpoint"
+            url, credentials, result.steps["endpoint"] = self.deploy()
+            result.endpoint_url = url
+            step = "connector"
+            self.progress("creating the connector")
+            result.steps["connector"] = ensure_connector(cluster, render_connector(self.settings, url, credentials))
+            step = "model group"
+            result.steps["model group"] = ensure_model_group(cluster, f"{self.settings.name}-group")
+            step = "model"
+            self.progress("registering and deploying the model")
+            result.steps["model"] = ensure_model(
+                cluster, self.model_name, result.steps["connector"].id, result.steps["model group"].id
+            )
+            step = "smoke check"
+            self.progress("smoke check: one prediction through the cluster")
+            smoke_check(cluster, result.model_id)
+            step = "pipeline"
+            result.steps["pipeline"] = ensure_pipeline(
+                cluster, self.settings.pipeline, render_pipeline(self.settings, result.model_id)
+            )
+        except OsRerankError as exc:
+            done = ", ".join(f"{name} {found.id} ({found.action})" for name, found in result.steps.items())
+            exc.args = (
+                f"setup stopped at step '{step}': {exc}\n"
+                f"Already in place: {done or 'nothing'}. Fix the cause and rerun `osrerank setup` (it reuses "
+                "what exists), or remove it all with `osrerank teardown`.",
+            )
+            raise
         return result
 
     # ----------------------------------------------------------------- use
@@ -135,7 +154,17 @@ class Reranker:
         raise ConfigError(f"no model named {self.model_name!r} on the cluster: run `osrerank setup` first")
 
     def predict(self, query: str, docs: list[str]) -> list[float]:
+        """One score per document, in order, from the model registered in the cluster."""
         return predict(self.cluster(), self.model_id(), query, docs, timeout=self.settings.timeout_s + 5)
+
+    def rank(
+        self, query: str, docs: list[str], *, top_k: int | None = None, return_documents: bool = False
+    ) -> list[dict[str, object]]:
+        """Documents sorted by score, like sentence-transformers' ``CrossEncoder.rank``:
+        ``[{"corpus_id": i, "score": s, ("text": doc)}, ...]``, best first."""
+        scores = self.predict(query, docs)
+        order = sorted(range(len(docs)), key=lambda i: -scores[i])[:top_k]
+        return [{"corpus_id": i, "score": scores[i], **({"text": docs[i]} if return_documents else {})} for i in order]
 
     def search(self, query: str, **options: object) -> SearchResult:
         options.setdefault("timeout", self.settings.timeout_s + 5)
@@ -190,3 +219,23 @@ def _env_credentials(settings: Settings) -> Credentials:
                 key, secret = local_credentials()
         return Credentials(access_key=key, secret_key=secret, session_token=os.environ.get("AWS_SESSION_TOKEN"))
     return Credentials(bearer_token=os.environ.get("OSRERANK_BEARER_TOKEN"))
+
+
+def rank(
+    query: str,
+    docs: list[str],
+    *,
+    settings: Settings | None = None,
+    top_k: int | None = None,
+    return_documents: bool = False,
+) -> list[dict[str, object]]:
+    """Rank ``docs`` for ``query`` with the model ``osrerank setup`` registered (settings: flags' defaults,
+    OSRERANK_* env vars). Returns ``[{"corpus_id", "score"}]`` best first, like ``CrossEncoder.rank``.
+
+    Example::
+
+        import osrerank
+        osrerank.rank("What is the capital of the United States?", ["Carson City ...", "Washington, D.C. ..."])
+    """
+    settings = settings or Settings.resolve({})
+    return Reranker(settings).rank(query, docs, top_k=top_k, return_documents=return_documents)

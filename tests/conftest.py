@@ -72,8 +72,19 @@ def scorer(test_model_dir: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[Any]:
-    """The real OpenSearch node for the integration suite (version: OSRERANK_OPENSEARCH_VERSION)."""
+    """The real OpenSearch node for the integration suite (version: OSRERANK_OPENSEARCH_VERSION).
+
+    With OSRERANK_CLUSTER=testcontainers (and a Docker engine) it is a container instead; see
+    osrerank/containers.py for the OSRERANK_ENDPOINT_HOST setting that goes with it.
+    """
     from osrerank.cluster import LocalCluster
+    from osrerank.containers import ContainerCluster, cluster_kind
+
+    if cluster_kind() == "testcontainers":
+        container = ContainerCluster()
+        yield container.up()
+        container.down()
+        return
 
     cluster = LocalCluster(progress=lambda m: print(f"[cluster] {m}", flush=True))
     was_running = cluster.running_url() is not None

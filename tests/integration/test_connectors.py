@@ -60,7 +60,7 @@ def cleanup(cluster, settings, model_id):
 def template_model(request, os_client, standin, test_model_dir):
     template = request.param
     settings = Settings(name=f"t-{template}", template=template, model=str(test_model_dir))
-    model_id = make_model(os_client, settings, TEMPLATES[template](standin.base_url, settings.name))
+    model_id = make_model(os_client, settings, TEMPLATES[template](standin.cluster_base_url, settings.name))
     yield template, settings, model_id
     cleanup(os_client, settings, model_id)
 

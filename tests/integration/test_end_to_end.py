@@ -96,6 +96,53 @@ def test_window_larger_than_page_and_min_score(e2e, scorer):
     assert len(e2e.search(TUTORIAL_QUERY, size=4, window=4, match_all=True, min_score=floor - 1e-6).hits) == 2
 
 
+def test_query_text_path_reads_the_query_from_the_request(e2e, scorer):
+    e2e.setup()
+    cluster = e2e.cluster()
+    create_index(cluster, "my-test-data", ["passage_text"], recreate=True)
+    load_documents(
+        cluster, "my-test-data", [{"_id": str(i), "passage_text": p} for i, p in enumerate(TUTORIAL_PASSAGES)]
+    )
+    query = "capital of the United States"  # matches every passage with BM25
+    hits = e2e.search(query, size=4, query_text_path="query.multi_match.query").hits
+    expected = scorer.predict([(query, TUTORIAL_PASSAGES[int(h.id)]) for h in hits])
+    np.testing.assert_allclose([h.score for h in hits], expected, atol=1e-5)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_rank_sorts_like_cross_encoder_rank(e2e, scorer):
+    e2e.setup()
+    ranked = e2e.rank(TUTORIAL_QUERY, TUTORIAL_PASSAGES, top_k=3, return_documents=True)
+    expected = scorer.predict([(TUTORIAL_QUERY, p) for p in TUTORIAL_PASSAGES])
+    assert [r["corpus_id"] for r in ranked] == list(np.argsort(-expected)[:3])
+    np.testing.assert_allclose([r["score"] for r in ranked], np.sort(expected)[::-1][:3], atol=1e-5)
+    assert all(r["text"] == TUTORIAL_PASSAGES[r["corpus_id"]] for r in ranked)
+
+
+def test_partial_setup_failure_names_the_step_and_a_rerun_finishes(local_cluster, test_model_dir):
+    dead = Settings(
+        opensearch_url=local_cluster.url,
+        model=str(test_model_dir),
+        name="partial",
+        pipeline="partial-rerank",
+        endpoint_url="http://127.0.0.1:9/endpoints/partial/invocations",  # nothing listens on port 9
+        timeout_s=3,
+    )
+    reranker = Reranker(dead)
+    try:
+        with pytest.raises(OpenSearchError) as failure:
+            reranker.setup()
+        message = str(failure.value)
+        assert "stopped at step 'smoke check'" in message and "rerun `osrerank setup`" in message
+        assert "connector" in message and "model" in message
+        live = Reranker(dead.model_copy(update={"endpoint_url": None}))
+        result = live.setup()  # the connector is replaced for the new URL, everything else reused or made
+        assert result.steps["model group"].action == "reused"
+        assert len(live.predict(TUTORIAL_QUERY, TUTORIAL_PASSAGES)) == 4
+    finally:
+        Reranker(dead.model_copy(update={"endpoint_url": None})).teardown()
+
+
 def test_endpoint_down_gives_a_clear_error_then_recovers(e2e, test_model_dir):
     e2e.setup()
     cluster = e2e.cluster()
