@@ -225,6 +225,28 @@ def settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def sagemaker_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags of the SageMaker target (deploy, setup, teardown)."""
+    options = [
+        click.option("--region", help="AWS region of the SageMaker endpoint [default: us-east-1]."),
+        click.option("--endpoint-name", help="SageMaker endpoint name [default: <name>-cross-encoder]."),
+        click.option("--instance-type", help="[default: ml.m5.xlarge]"),
+        click.option("--instance-count", type=int, help="[default: 1]"),
+        click.option("--role-arn", help="Execution role the SageMaker endpoint runs as."),
+        click.option("--connector-role-arn", help="Role the connector assumes (Amazon OpenSearch Service)."),
+        click.option("--transformers-version", help="HF DLC transformers version [default: 4.37]."),
+        click.option("--pytorch-version", help="HF DLC PyTorch version [default: 2.1]."),
+        click.option("--py-version", help="HF DLC Python version [default: py310]."),
+        click.option("--serverless-memory-mb", type=int, help="Serverless inference with this memory (1024-6144)."),
+        click.option("--serverless-max-concurrency", type=int, help="Serverless max concurrency [default: 5]."),
+        click.option("--autoscale-target", type=int, help="Autoscale on invocations per instance per minute."),
+        click.option("--autoscale-max-instances", type=int, help="Autoscaling upper bound [default: 4]."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def resolve_settings(kwargs: dict[str, Any]) -> Settings:
     """Pop the settings flags out of a command's kwargs (they are named like Settings fields)."""
     config_file = kwargs.pop("config_file", None)
@@ -254,9 +276,45 @@ def print_hits(result: Any, fields: tuple[str, ...], width: int = 90) -> None:
     out.print(table)
 
 
-# ---------------------------------------------------------------- setup / predict / search / teardown
+# ---------------------------------------------------------------- deploy / setup / predict / search / teardown
+@cli.command(context_settings=CONTEXT)
+@click.option("--update", is_flag=True, help="Move an existing SageMaker endpoint to changed settings.")
+@click.option("--dry-run", is_flag=True, help="Show what would be created or reused; change nothing.")
+@settings_options
+@sagemaker_options
+@friendly_errors
+def deploy(update: bool, dry_run: bool, **kwargs: Any) -> None:
+    """Deploy the model endpoint only (local stand-in or SageMaker) and print its invocation URL.
+
+    Idempotent: an endpoint with this name and the same settings is reused.
+
+    \b
+    Example:
+        osrerank deploy --target sagemaker --role-arn arn:aws:iam::123456789012:role/sm --region us-west-2
+    """
+    from .reranker import Reranker
+    from .sagemaker_deploy import SageMakerDeployment
+
+    settings = resolve_settings(kwargs)
+    if settings.target == "sagemaker":
+        deployment = SageMakerDeployment(settings, progress)
+        if dry_run:
+            for line in deployment.plan():
+                out.print(f"would {line}")
+            return
+        deployed = deployment.deploy(update=update)
+        out.print(f"{deployed.action}: {deployed.url}")
+        return
+    if dry_run:
+        out.print(f"would start (or reuse) the local model endpoint {settings.name!r} for {settings.model}")
+        return
+    url, _, found = Reranker(settings, progress).deploy()
+    out.print(f"{found.action}: {url}")
+
+
 @cli.command(context_settings=CONTEXT)
 @settings_options
+@sagemaker_options
 @friendly_errors
 def setup(**kwargs: Any) -> None:
     """Deploy the model endpoint, then create connector, model group, model and rerank pipeline.
@@ -332,19 +390,23 @@ def search(
 
 @cli.command(context_settings=CONTEXT)
 @click.option("--keep-index", is_flag=True, help="Leave the index in place.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @settings_options
+@sagemaker_options
 @friendly_errors
-def teardown(keep_index: bool, **kwargs: Any) -> None:
-    """Remove pipeline, model, model group, connector, endpoint and (kit-created) index.
+def teardown(keep_index: bool, dry_run: bool, **kwargs: Any) -> None:
+    """Remove pipeline, model, model group, connector, endpoint (local or SageMaker, only if tagged
+    created-by=osrerank) and the kit-created index.
 
     \b
     Example:
-        osrerank teardown --keep-index
+        osrerank teardown --keep-index --dry-run
     """
     from .reranker import Reranker
 
-    removed = Reranker(resolve_settings(kwargs), progress).teardown(keep_index=keep_index)
-    out.print("removed: " + (", ".join(removed) if removed else "nothing (no kit-created objects found)"))
+    removed = Reranker(resolve_settings(kwargs), progress).teardown(keep_index=keep_index, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    out.print(f"{verb}: " + (", ".join(removed) if removed else "nothing (no kit-created objects found)"))
 
 
 @cli.command(context_settings=CONTEXT)

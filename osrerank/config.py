@@ -59,8 +59,20 @@ class Settings(BaseModel):
     # --- SageMaker
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = Field(1, ge=1)
-    role_arn: str | None = None
-    endpoint_name: str | None = None
+    role_arn: str | None = Field(
+        None, description="SageMaker execution role; on Amazon OpenSearch Service also the connector's role."
+    )
+    endpoint_name: str | None = Field(None, description="SageMaker endpoint name (default: <name>-cross-encoder).")
+    connector_role_arn: str | None = Field(
+        None, description="IAM role the connector assumes to invoke SageMaker (Amazon OpenSearch Service)."
+    )
+    transformers_version: str = "4.37"
+    pytorch_version: str = "2.1"
+    py_version: str = "py310"
+    serverless_memory_mb: int | None = Field(None, description="Deploy serverless with this memory (1024-6144).")
+    serverless_max_concurrency: int = Field(5, ge=1)
+    autoscale_target: int | None = Field(None, description="Autoscale to keep invocations/instance/minute near this.")
+    autoscale_max_instances: int = Field(4, ge=1)
 
     @field_validator("document_fields", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from .index import delete_index
 from .opensearch import Cluster, connect
 from .pipeline import delete_pipeline, ensure_pipeline, render_pipeline
 from .register import ensure_model, ensure_model_group, models_using, predict, smoke_check
+from .sagemaker_deploy import SageMakerDeployment
 from .search import SearchResult, search
 
 __all__ = ["Reranker", "SetupResult", "rank"]
@@ -103,6 +104,9 @@ class Reranker:
                 + ("/rerank" if s.connector_template == "tei-rerank" else f"/predictions/{s.name}")
             )
             return url, Credentials(access_key=key, secret_key=secret), Found(url, "created" if started else "reused")
+        if s.target == "sagemaker":
+            deployed = SageMakerDeployment(s, self.progress).deploy()
+            return deployed.url, _env_credentials(s), Found(deployed.url, deployed.action)
         raise ConfigError(
             f"deploying to target {s.target!r} is not built yet; deploy the model yourself and pass its URL with "
             "--endpoint-url, or use --target local"
@@ -171,8 +175,10 @@ class Reranker:
         return search(self.cluster(), self.settings, query, **options)  # type: ignore[arg-type]
 
     # ----------------------------------------------------------------- teardown
-    def teardown(self, *, keep_index: bool = False) -> list[str]:
-        """Remove what the kit created (found by name); returns what was removed."""
+    def teardown(self, *, keep_index: bool = False, dry_run: bool = False) -> list[str]:
+        """Remove what the kit created (found by name); returns what was (or, with dry_run, would be) removed."""
+        if dry_run:
+            return self._teardown_plan(keep_index)
         removed: list[str] = []
         try:
             cluster = self.cluster()
@@ -193,12 +199,43 @@ class Reranker:
             and LocalEndpoint(self.settings.name).stop()
         ):
             removed.append("local model endpoint")
+        if self.settings.target == "sagemaker" and not self.settings.endpoint_url:
+            removed += SageMakerDeployment(self.settings, self.progress).teardown()
         return removed
+
+    def _teardown_plan(self, keep_index: bool) -> list[str]:
+        plan: list[str] = []
+        try:
+            cluster = self.cluster()
+        except ConfigError:
+            cluster = None
+        if cluster is not None:
+            if cluster.exists(f"/_search/pipeline/{self.settings.pipeline}"):
+                plan.append(f"pipeline {self.settings.pipeline}")
+            for c in find_connectors(cluster, connector_name(self.settings)):
+                plan += [f"model {m}" for m in models_using(cluster, c["id"])]
+                plan.append(f"connector {c['id']}")
+            plan += [f"model group {g['id']}" for g in _groups(cluster, f"{self.settings.name}-group")]
+            if not keep_index and cluster.exists(f"/{self.settings.index}"):
+                plan.append(f"index {self.settings.index} (if osrerank created it)")
+        if (
+            self.settings.target == "local"
+            and not self.settings.endpoint_url
+            and LocalEndpoint(self.settings.name).info()
+        ):
+            plan.append("local model endpoint")
+        if self.settings.target == "sagemaker" and not self.settings.endpoint_url:
+            plan += SageMakerDeployment(self.settings, self.progress).teardown(dry_run=True)
+        return plan
+
+
+def _groups(cluster: Cluster, name: str) -> list[dict]:
+    return cluster.find("/_plugins/_ml/model_groups/_search", {"term": {"name.keyword": name}})
 
 
 def _delete_group(cluster: Cluster, name: str) -> list[str]:
     removed = []
-    for group in cluster.find("/_plugins/_ml/model_groups/_search", {"term": {"name.keyword": name}}):
+    for group in _groups(cluster, name):
         try:
             cluster.call("DELETE", f"/_plugins/_ml/model_groups/{group['id']}")
             removed.append(f"model group {group['id']}")
@@ -209,16 +246,29 @@ def _delete_group(cluster: Cluster, name: str) -> list[str]:
 
 
 def _env_credentials(settings: Settings) -> Credentials:
-    """Credentials for an existing endpoint: the AWS chain for SageMaker, OSRERANK_BEARER_TOKEN for http."""
+    """Credentials for an existing endpoint: a connector role (Amazon OpenSearch Service) or keys from the
+    normal AWS chain (env, profile, instance role) for SageMaker; OSRERANK_BEARER_TOKEN for http APIs."""
     if settings.connector_template == "sagemaker-hf-text-classification":
-        if settings.role_arn:
-            return Credentials(role_arn=settings.role_arn)
-        key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-        if not (key and secret):
-            with contextlib.suppress(OSError):
-                key, secret = local_credentials()
-        return Credentials(access_key=key, secret_key=secret, session_token=os.environ.get("AWS_SESSION_TOKEN"))
+        if settings.connector_role_arn:
+            return Credentials(role_arn=settings.connector_role_arn)
+        frozen = _aws_chain_credentials(settings.aws_profile)
+        if frozen is not None:
+            return Credentials(access_key=frozen.access_key, secret_key=frozen.secret_key, session_token=frozen.token)
+        with contextlib.suppress(OSError):
+            key, secret = local_credentials()
+            return Credentials(access_key=key, secret_key=secret)
+        raise ConfigError(
+            "no AWS credentials for the connector: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --aws-profile, "
+            "or --connector-role-arn on Amazon OpenSearch Service"
+        )
     return Credentials(bearer_token=os.environ.get("OSRERANK_BEARER_TOKEN"))
+
+
+def _aws_chain_credentials(profile: str | None) -> object | None:
+    import botocore.session
+
+    credentials = botocore.session.Session(profile=profile).get_credentials()
+    return credentials.get_frozen_credentials() if credentials else None
 
 
 def rank(

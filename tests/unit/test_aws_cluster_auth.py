@@ -1,0 +1,64 @@
+"""Amazon OpenSearch Service auth: the opensearch-py client signs with SigV4 (service ``es``), checked by
+a local HTTP server that recomputes the signature with botocore. Plus the connector side for SageMaker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from osrerank.config import Settings
+from osrerank.connector import Credentials, render_connector
+from osrerank.errors import OpenSearchError
+from osrerank.opensearch import connect
+from osrerank.server.sigv4 import SigV4Middleware, SigV4Verifier
+
+from ..conftest import ServerThread
+
+KEY, SECRET, REGION = "AKIAOPENSEARCHTEST", "opensearch-test-secret", "eu-west-1"
+
+
+async def fake_opensearch(request: Request) -> JSONResponse:
+    body = await request.body()
+    return JSONResponse({"path": request.url.path, "body": json.loads(body) if body else None})
+
+
+@pytest.fixture(scope="module")
+def signed_cluster():
+    app = Starlette(routes=[Route("/{path:path}", fake_opensearch, methods=["GET", "POST", "PUT"])])
+    with ServerThread(SigV4Middleware(app, SigV4Verifier(KEY, SECRET, REGION, "es"), protected_prefixes=("/",))) as s:
+        yield s
+
+
+def test_opensearch_py_signs_requests_for_amazon_opensearch_service(signed_cluster, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    cluster = connect(Settings(opensearch_url=signed_cluster.url, aws_region=REGION))
+    reply = cluster.call("POST", "/my-index/_search", {"query": {"match": {"t": "ünïcode \"quoted\""}}})
+    assert reply["body"] == {"query": {"match": {"t": 'ünïcode "quoted"'}}}
+    assert cluster.call("GET", "/_cat/plugins", params={"format": "json"})["path"] == "/_cat/plugins"
+
+
+def test_wrong_secret_is_rejected_by_the_verifier(signed_cluster, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    cluster = connect(Settings(opensearch_url=signed_cluster.url, aws_region=REGION))
+    with pytest.raises(OpenSearchError) as failure:
+        cluster.call("GET", "/")
+    assert failure.value.status == 403
+
+
+def test_sagemaker_connector_uses_runtime_url_and_service_sagemaker():
+    url = "https://runtime.sagemaker.us-west-2.amazonaws.com/endpoints/kit-cross-encoder/invocations"
+    body = render_connector(
+        Settings(region="us-west-2"), url, Credentials(access_key="AKIA", secret_key="s", session_token="t")
+    )
+    assert body["protocol"] == "aws_sigv4"
+    assert body["parameters"]["service_name"] == "sagemaker" and body["parameters"]["region"] == "us-west-2"
+    assert body["actions"][0]["url"] == url
+    role = render_connector(Settings(region="us-west-2"), url, Credentials(role_arn="arn:aws:iam::1:role/c"))
+    assert role["credential"] == {"roleArn": "arn:aws:iam::1:role/c"}
