@@ -185,14 +185,17 @@ class Reranker:
         except ConfigError:
             cluster = None
         if cluster is not None:
-            if delete_pipeline(cluster, self.settings.pipeline):
-                removed.append(f"pipeline {self.settings.pipeline}")
+            for pipeline in (self.settings.pipeline, f"{self.settings.name}-eval-rerank"):
+                if delete_pipeline(cluster, pipeline):
+                    removed.append(f"pipeline {pipeline}")
             for c in find_connectors(cluster, connector_name(self.settings)):
                 removed += [f"model {m}" for m in delete_connector(cluster, c["id"])]
                 removed.append(f"connector {c['id']}")
             removed += _delete_group(cluster, f"{self.settings.name}-group")
-            if not keep_index and delete_index(cluster, self.settings.index):
-                removed.append(f"index {self.settings.index}")
+            if not keep_index:
+                for index in [self.settings.index, *self._eval_indices(cluster)]:
+                    if delete_index(cluster, index):
+                        removed.append(f"index {index}")
         if (
             self.settings.target == "local"
             and not self.settings.endpoint_url
@@ -202,6 +205,11 @@ class Reranker:
         if self.settings.target == "sagemaker" and not self.settings.endpoint_url:
             removed += SageMakerDeployment(self.settings, self.progress).teardown()
         return removed
+
+    def _eval_indices(self, cluster: Cluster) -> list[str]:
+        """Corpora `osrerank eval` indexed (named <name>-eval-<dataset>)."""
+        listed = cluster.call("GET", f"/_cat/indices/{self.settings.name}-eval-*", params={"format": "json"})
+        return [row["index"] for row in listed]
 
     def _teardown_plan(self, keep_index: bool) -> list[str]:
         plan: list[str] = []

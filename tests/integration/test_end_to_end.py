@@ -227,3 +227,41 @@ def test_real_model_reproduces_the_tutorial_numbers(local_cluster):
             assert hit.score == pytest.approx(by_text[hit.source["passage_text"]], abs=1e-5)
     finally:
         reranker.teardown()
+
+
+def test_eval_on_a_scifact_slice_reports_both_arms(local_cluster, test_model_dir, scorer, tmp_path):
+    from osrerank.eval import RERANK_FIELD, run_eval, write_report
+
+    scifact = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
+    if not scifact.exists():
+        pytest.fail(f"SciFact not found at {scifact}: the evaluation test needs ../shared/data/beir/scifact")
+    settings = Settings(
+        opensearch_url=local_cluster.url, model=str(test_model_dir), name="evalslice", pipeline="evalslice-rerank"
+    )
+    reranker = Reranker(settings)
+    try:
+        model_id = reranker.setup().model_id
+        cluster = reranker.cluster()
+        result = run_eval(cluster, settings, model_id, scifact, top_k=10, max_queries=20)
+        assert result.queries == 20 and result.documents == 5183
+        bm25, reranked = result.arms["bm25"], result.arms["bm25+rerank"]
+        for arm in (bm25, reranked):
+            assert 0 <= arm.metrics["nDCG@10"] <= 1 and len(arm.latencies_ms) == 20
+        assert bm25.metrics["R@100"] == reranked.metrics["R@100"]  # same 10 hits, reordered
+        json_path, png_path = write_report(result, tmp_path)
+        assert json_path.exists() and png_path.stat().st_size > 10_000
+        # one query by hand: the pipeline's order is the model's order of the BM25 top 10
+        query = "0-dimensional biomaterials show inductive properties."
+        body = {"query": {"match": {RERANK_FIELD: query}}, "size": 10, "_source": [RERANK_FIELD]}
+        hits = cluster.call("POST", "/evalslice-eval-scifact/_search", body)["hits"]["hits"]
+        reply = cluster.call(
+            "POST",
+            "/evalslice-eval-scifact/_search",
+            {**body, "ext": {"rerank": {"query_context": {"query_text": query}}}},
+            params={"search_pipeline": "evalslice-eval-rerank"},
+        )
+        expected = scorer.predict([(query, h["_source"][RERANK_FIELD]) for h in hits])
+        assert [h["_id"] for h in reply["hits"]["hits"]] == [hits[i]["_id"] for i in np.argsort(-expected)]
+    finally:
+        removed = reranker.teardown()
+    assert "pipeline evalslice-eval-rerank" in removed and "index evalslice-eval-scifact" in removed

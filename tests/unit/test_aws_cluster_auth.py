@@ -38,7 +38,7 @@ def test_opensearch_py_signs_requests_for_amazon_opensearch_service(signed_clust
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     cluster = connect(Settings(opensearch_url=signed_cluster.url, aws_region=REGION))
-    reply = cluster.call("POST", "/my-index/_search", {"query": {"match": {"t": "ünïcode \"quoted\""}}})
+    reply = cluster.call("POST", "/my-index/_search", {"query": {"match": {"t": 'ünïcode "quoted"'}}})
     assert reply["body"] == {"query": {"match": {"t": 'ünïcode "quoted"'}}}
     assert cluster.call("GET", "/_cat/plugins", params={"format": "json"})["path"] == "/_cat/plugins"
 
