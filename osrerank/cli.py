@@ -284,7 +284,7 @@ def print_hits(result: Any, fields: tuple[str, ...], width: int = 90) -> None:
 @sagemaker_options
 @friendly_errors
 def deploy(update: bool, dry_run: bool, **kwargs: Any) -> None:
-    """Deploy the model endpoint only (local stand-in or SageMaker) and print its invocation URL.
+    """Deploy the model only (local stand-in, SageMaker, or inside the cluster) and say where it is.
 
     Idempotent: an endpoint with this name and the same settings is reused.
 
@@ -304,6 +304,19 @@ def deploy(update: bool, dry_run: bool, **kwargs: Any) -> None:
             return
         deployed = deployment.deploy(update=update)
         out.print(f"{deployed.action}: {deployed.url}")
+        return
+    if settings.target == "opensearch":
+        if dry_run:
+            out.print(f"would register and deploy {settings.model} inside the cluster as {settings.name}-model")
+            return
+        from .local_model import register_local_model
+        from .register import ensure_model_group
+
+        reranker = Reranker(settings, progress)
+        cluster = reranker.cluster(start=True)
+        group = ensure_model_group(cluster, f"{settings.name}-group")
+        found = register_local_model(cluster, settings, reranker.model_name, group.id, progress)
+        out.print(f"{found.action}: model {found.id} (in the cluster)")
         return
     if dry_run:
         out.print(f"would start (or reuse) the local model endpoint {settings.name!r} for {settings.model}")

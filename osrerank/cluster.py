@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import pwd
 import re
 import shutil
@@ -52,15 +53,27 @@ PLUGINS = (
 )
 #: Modules the plugins need that the 2.x integ-test-zip leaves out (3.x ships them all). Maven Central
 #: has each only as a jar + pom, so the module folder is assembled from the jar and its dependencies.
-MODULES_2X = ("lang-painless",)
+#: lang-painless runs the connectors' scripts; reindex provides delete-by-query, which ml-commons uses
+#: to delete an in-cluster model's chunks.
+MODULES_2X = ("lang-painless", "reindex")
+MODULE_ARTIFACT = {"lang-painless": "lang-painless", "reindex": "reindex-client"}
 MODULE_POLICY = {
     "lang-painless": 'grant {\n  permission java.lang.RuntimePermission "createClassLoader";\n'
     '  permission java.lang.RuntimePermission "getClassLoader";\n};\n',
+    "reindex": 'grant {\n  permission java.net.SocketPermission "*", "connect";\n};\n',
 }
-MODULE_CLASS = {"lang-painless": "org.opensearch.painless.PainlessPlugin"}  # its 2.x name
+MODULE_CLASS = {  # their 2.x names
+    "lang-painless": "org.opensearch.painless.PainlessPlugin",
+    "reindex": "org.opensearch.index.reindex.ReindexPlugin",
+}
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 RUN_USER = "osrerank"
 HEAP = "1g"
+JAVA_OPTS = f"-Xms{HEAP} -Xmx{HEAP}"
+#: DJL (inside ml-commons) runs an in-cluster ONNX model with PyTorch as its helper engine and downloads
+#: libtorch + its JNI library from publish.djl.ai on first use, which fails offline. The same files are
+#: on Maven Central: fetched once with the server and linked into the node's DJL cache at every start.
+DJL_PLATFORM = "linux-x86_64"
 BOOT_TIMEOUT_S = 180.0
 
 Progress = Callable[[str], None]
@@ -75,7 +88,8 @@ def ml_commons_settings() -> dict[str, object]:
 
     Remote models must be allowed on a node without the ml role; loopback endpoints must be
     trusted and private addresses allowed (2.15+ block them); the memory circuit breakers
-    are relaxed because a 1 GB heap on a small machine would otherwise refuse deploys.
+    are relaxed because a 1 GB heap on a small machine would otherwise refuse deploys. Chunked model
+    upload is allowed for the in-cluster target.
     """
     return {
         "plugins.ml_commons.only_run_on_ml_node": False,
@@ -84,6 +98,7 @@ def ml_commons_settings() -> dict[str, object]:
             r"^https?://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/.*$",
             r"^https://runtime\.sagemaker\..*[a-z0-9-]\.amazonaws\.com/.*$",
         ],
+        "plugins.ml_commons.allow_registering_model_via_local_file": True,  # in-cluster model by chunked upload
         "plugins.ml_commons.native_memory_threshold": 100,
         "plugins.ml_commons.jvm_heap_memory_threshold": 100,
     }
@@ -232,7 +247,7 @@ class LocalCluster:
 
     def fetch(self) -> Path:
         """Download server + plugins with mvn and build the plugin-ready server, once."""
-        if self.is_installed():
+        if self.is_installed() and not self._missing_modules(self.home) and (self.home / "djl-pytorch").exists():
             return self.home
         mvn = shutil.which("mvn")
         if not mvn:
@@ -241,6 +256,14 @@ class LocalCluster:
             )
         java_home = find_java_home(*self.java_range)
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.is_installed():  # installed by an earlier osrerank: complete it in place
+            with tempfile.TemporaryDirectory(prefix="osrerank-fetch-", dir=self.root) as tmp:
+                for module in self._missing_modules(self.home):
+                    self.progress(f"assembling module {module}")
+                    self._assemble_module(mvn, module, self.home / "modules" / module, Path(tmp), java_home)
+                if not (self.home / "djl-pytorch").exists():
+                    self._fetch_libtorch(mvn, self.home, Path(tmp), java_home)
+            return self.home
         with tempfile.TemporaryDirectory(prefix="osrerank-fetch-", dir=self.root) as tmp:
             zips = Path(tmp) / "zips"
             artifacts = [SERVER_ARTIFACT.format(v=self.version)] + [a.format(v=self.version) for _, a in PLUGINS]
@@ -269,11 +292,76 @@ class LocalCluster:
                         f"installing plugin {name} into OpenSearch {self.version} failed:\n"
                         + (proc.stderr or proc.stdout)[-2000:]
                     )
+            self._fetch_libtorch(mvn, server, Path(tmp), java_home)
             (server / ".osrerank-ready").write_text(json.dumps({"version": self.version, "artifacts": artifacts}))
             if self.home.exists():
                 shutil.rmtree(self.home)
             shutil.move(str(server), self.home)
         return self.home
+
+    @staticmethod
+    def _djl_versions(server: Path) -> tuple[str, str] | None:
+        """(DJL version, PyTorch version) of the ml plugin's PyTorch engine, from its jar."""
+        for jar in (server / "plugins" / "opensearch-ml").glob("pytorch-engine-*.jar"):
+            with zipfile.ZipFile(jar) as z:
+                props = dict(
+                    line.split("=", 1)
+                    for line in z.read("pytorch-engine.properties").decode().splitlines()
+                    if "=" in line
+                )
+            return props["djl_version"].strip(), props["pytorch_version"].strip()
+        return None
+
+    def _fetch_libtorch(self, mvn: str, server: Path, tmp: Path, java_home: Path) -> None:
+        """libtorch (pytorch-native-cpu) and DJL's JNI bridge (pytorch-jni) into ``<server>/djl-pytorch``.
+
+        Maven Central has no pytorch-jni for every DJL release (none for 0.31.x); the next DJL release
+        built for the same PyTorch is used then, which has the same JNI entry points.
+        """
+        versions = self._djl_versions(server)
+        if versions is None or platform.machine() != "x86_64":
+            return
+        djl, torch = versions
+        self.progress(f"fetching libtorch {torch} and DJL's JNI library for the in-cluster target")
+        jars = tmp / "djl"
+        self._mvn_copy(mvn, f"ai.djl.pytorch:pytorch-native-cpu:{torch}:jar:{DJL_PLATFORM}", jars, java_home)
+        major, minor = djl.split(".")[:2]
+        for candidate in (djl, f"{major}.{int(minor) + 1}.0"):
+            try:
+                self._mvn_copy(mvn, f"ai.djl.pytorch:pytorch-jni:{torch}-{candidate}", jars, java_home)
+                break
+            except ClusterError:
+                continue
+        else:
+            self.progress(
+                f"no pytorch-jni for PyTorch {torch} on Maven Central: the in-cluster target will need internet"
+            )
+            return
+        target = server / "djl-pytorch"
+        target.mkdir()
+        with zipfile.ZipFile(next(jars.glob("pytorch-native-cpu-*.jar"))) as z:
+            for member in z.namelist():
+                if member.startswith(f"pytorch/cpu/{DJL_PLATFORM}/") and not member.endswith("/"):
+                    (target / Path(member).name).write_bytes(z.read(member))
+        with zipfile.ZipFile(next(jars.glob("pytorch-jni-*.jar"))) as z:
+            (target / f"{djl}-libdjl_torch.so").write_bytes(z.read(f"jnilib/{DJL_PLATFORM}/cpu/libdjl_torch.so"))
+        (target / "versions.json").write_text(json.dumps({"djl": djl, "pytorch": torch}))
+
+    def _link_libtorch(self) -> None:
+        """Make the fetched libtorch the node's DJL cache entry, where DJL looks before downloading."""
+        source = self.home / "djl-pytorch"
+        if not (source / "versions.json").exists():
+            return
+        torch = json.loads((source / "versions.json").read_text())["pytorch"]
+        for flavor in ("cpu-precxx11", "cpu"):  # 3.x's ml-commons asks DJL for precxx11, 2.19's for plain cpu
+            cache = self.run_dir / "data" / "ml_cache" / "pytorch" / f"{torch}-{flavor}-{DJL_PLATFORM}"
+            cache.mkdir(parents=True, exist_ok=True)
+            for file in source.iterdir():
+                if file.name != "versions.json":  # hard links: 2.x's Security Manager refuses symlinks out
+                    try:
+                        os.link(file, cache / file.name)
+                    except OSError:
+                        shutil.copy2(file, cache / file.name)
 
     def _missing_modules(self, server: Path) -> list[str]:
         return [m for m in MODULES_2X if not (server / "modules" / m).exists()]
@@ -290,13 +378,14 @@ class LocalCluster:
             '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
             f"<groupId>osrerank</groupId><artifactId>{module}-module</artifactId><version>1</version>"
             "<dependencies><dependency><groupId>org.opensearch.plugin</groupId>"
-            f"<artifactId>{module}</artifactId><version>{self.version}</version></dependency></dependencies>"
+            f"<artifactId>{MODULE_ARTIFACT[module]}</artifactId><version>{self.version}</version>"
+            "</dependency></dependencies>"
             "</project>"
         )
         self._mvn(
             mvn,
             [f"{DEPENDENCY_PLUGIN}:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={dest}"],
-            f"org.opensearch.plugin:{module}:{self.version} and its dependencies",
+            f"org.opensearch.plugin:{MODULE_ARTIFACT[module]}:{self.version} and its dependencies",
             java_home,
             cwd=project,
         )
@@ -368,9 +457,12 @@ class LocalCluster:
     def up(self) -> ClusterInfo:
         """Start the node (fetching first if needed), or reuse the one already running."""
         if self.running_url():
-            self.progress(f"OpenSearch {self.version} is already running")
-            self.apply_settings()
-            return self.status()
+            if (self._read_state() or {}).get("java_opts") == JAVA_OPTS:
+                self.progress(f"OpenSearch {self.version} is already running")
+                self.apply_settings()
+                return self.status()
+            self.progress(f"restarting OpenSearch {self.version}: it runs with other JVM options")
+            self.down()
         self.fetch()
         java_home = find_java_home(*self.java_range)
         port = self.requested_port or _free_port()
@@ -384,6 +476,7 @@ class LocalCluster:
         (self.run_dir / "data").mkdir(parents=True)
         (self.run_dir / "logs").mkdir()
         (self.run_dir / "tmp").mkdir()
+        self._link_libtorch()
         _chown_tree(self.home, owner)
         _chown_tree(self.run_dir, owner)
         log_path = self.run_dir / "stdout.log"
@@ -402,7 +495,7 @@ class LocalCluster:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "OPENSEARCH_JAVA_HOME": str(java_home),
-            "OPENSEARCH_JAVA_OPTS": f"-Xms{HEAP} -Xmx{HEAP}",
+            "OPENSEARCH_JAVA_OPTS": JAVA_OPTS,
             "OPENSEARCH_TMPDIR": str(self.run_dir / "tmp"),
             "HOME": str(self.run_dir),
         }
@@ -420,7 +513,8 @@ class LocalCluster:
                 group=owner[1] if owner else None,
             )
         url = f"http://127.0.0.1:{port}"
-        self.state_file.write_text(json.dumps({"pid": proc.pid, "url": url, "version": self.version}))
+        state = {"pid": proc.pid, "url": url, "version": self.version, "java_opts": JAVA_OPTS}
+        self.state_file.write_text(json.dumps(state))
         self._wait_healthy(proc, url, log_path)
         self.apply_settings()
         return self.status()

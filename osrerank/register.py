@@ -57,8 +57,9 @@ def predict(cluster: Cluster, model_id: str, query: str, docs: list[str], timeou
         {"query_text": query, "text_docs": docs},
         timeout=timeout,
     )
-    outputs = reply["inference_results"][0]["output"]
-    return [float(o["data"][0]) for o in outputs]
+    # a remote model answers with one result holding one output per document; an in-cluster
+    # TEXT_SIMILARITY model with one result per document: flattening keeps document order for both
+    return [float(o["data"][0]) for result in reply["inference_results"] for o in result["output"]]
 
 
 def smoke_check(cluster: Cluster, model_id: str) -> list[float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,9 +26,10 @@ from .connector import (
 from .endpoint import LocalEndpoint, local_credentials
 from .errors import ConfigError, OpenSearchError, OsRerankError
 from .index import delete_index
+from .local_model import register_local_model
 from .opensearch import Cluster, connect
 from .pipeline import delete_pipeline, ensure_pipeline, render_pipeline
-from .register import ensure_model, ensure_model_group, models_using, predict, smoke_check
+from .register import delete_model, ensure_model, ensure_model_group, models_using, predict, smoke_check
 from .sagemaker_deploy import SageMakerDeployment
 from .search import SearchResult, search
 
@@ -119,19 +121,28 @@ class Reranker:
         step = "cluster"
         try:
             cluster = self.cluster(start=True)
-            step = "endpoint"
-            url, credentials, result.steps["endpoint"] = self.deploy()
-            result.endpoint_url = url
-            step = "connector"
-            self.progress("creating the connector")
-            result.steps["connector"] = ensure_connector(cluster, render_connector(self.settings, url, credentials))
-            step = "model group"
-            result.steps["model group"] = ensure_model_group(cluster, f"{self.settings.name}-group")
-            step = "model"
-            self.progress("registering and deploying the model")
-            result.steps["model"] = ensure_model(
-                cluster, self.model_name, result.steps["connector"].id, result.steps["model group"].id
-            )
+            if self.settings.target == "opensearch":
+                step = "model group"
+                result.steps["model group"] = ensure_model_group(cluster, f"{self.settings.name}-group")
+                step = "model"
+                result.steps["model"] = register_local_model(
+                    cluster, self.settings, self.model_name, result.steps["model group"].id, self.progress
+                )
+                result.endpoint_url = "in-cluster"
+            else:
+                step = "endpoint"
+                url, credentials, result.steps["endpoint"] = self.deploy()
+                result.endpoint_url = url
+                step = "connector"
+                self.progress("creating the connector")
+                result.steps["connector"] = ensure_connector(cluster, render_connector(self.settings, url, credentials))
+                step = "model group"
+                result.steps["model group"] = ensure_model_group(cluster, f"{self.settings.name}-group")
+                step = "model"
+                self.progress("registering and deploying the model")
+                result.steps["model"] = ensure_model(
+                    cluster, self.model_name, result.steps["connector"].id, result.steps["model group"].id
+                )
             step = "smoke check"
             self.progress("smoke check: one prediction through the cluster")
             smoke_check(cluster, result.model_id)
@@ -152,6 +163,9 @@ class Reranker:
     # ----------------------------------------------------------------- use
     def model_id(self) -> str:
         """The deployed model setup registered (found by name)."""
+        if self.settings.target == "opensearch":
+            for model in _in_cluster_models(self.cluster(), self.model_name):
+                return str(model["id"])
         for c in find_connectors(self.cluster(), connector_name(self.settings)):
             for model_id in models_using(self.cluster(), c["id"]):
                 return model_id
@@ -191,6 +205,9 @@ class Reranker:
             for c in find_connectors(cluster, connector_name(self.settings)):
                 removed += [f"model {m}" for m in delete_connector(cluster, c["id"])]
                 removed.append(f"connector {c['id']}")
+            for model in _in_cluster_models(cluster, self.model_name):
+                delete_model(cluster, model["id"])
+                removed.append(f"model {model['id']}")
             removed += _delete_group(cluster, f"{self.settings.name}-group")
             if not keep_index:
                 for index in [self.settings.index, *self._eval_indices(cluster)]:
@@ -223,6 +240,7 @@ class Reranker:
             for c in find_connectors(cluster, connector_name(self.settings)):
                 plan += [f"model {m}" for m in models_using(cluster, c["id"])]
                 plan.append(f"connector {c['id']}")
+            plan += [f"model {m['id']}" for m in _in_cluster_models(cluster, self.model_name)]
             plan += [f"model group {g['id']}" for g in _groups(cluster, f"{self.settings.name}-group")]
             if not keep_index and cluster.exists(f"/{self.settings.index}"):
                 plan.append(f"index {self.settings.index} (if osrerank created it)")
@@ -237,6 +255,17 @@ class Reranker:
         return plan
 
 
+def _in_cluster_models(cluster: Cluster, name: str) -> list[dict]:
+    """Models of the opensearch target: local TEXT_SIMILARITY models named ``name`` (not their chunks).
+
+    Search results lag a just-deleted model; a GET by id does not, so each hit is confirmed by id."""
+    hits = cluster.find(
+        "/_plugins/_ml/models/_search",
+        {"bool": {"filter": [{"term": {"name.keyword": name}}, {"term": {"algorithm": "TEXT_SIMILARITY"}}]}},
+    )
+    return [h for h in hits if h.get("chunk_number") is None and cluster.exists(f"/_plugins/_ml/models/{h['id']}")]
+
+
 def _groups(cluster: Cluster, name: str) -> list[dict]:
     return cluster.find("/_plugins/_ml/model_groups/_search", {"term": {"name.keyword": name}})
 
@@ -244,12 +273,17 @@ def _groups(cluster: Cluster, name: str) -> list[dict]:
 def _delete_group(cluster: Cluster, name: str) -> list[str]:
     removed = []
     for group in _groups(cluster, name):
-        try:
-            cluster.call("DELETE", f"/_plugins/_ml/model_groups/{group['id']}")
-            removed.append(f"model group {group['id']}")
-        except OpenSearchError as exc:
-            if exc.status != 404:
-                raise
+        for attempt in range(20):  # ml-commons sees a just-deleted model version for a moment
+            try:
+                cluster.call("DELETE", f"/_plugins/_ml/model_groups/{group['id']}")
+                removed.append(f"model group {group['id']}")
+                break
+            except OpenSearchError as exc:
+                if exc.status == 404:
+                    break
+                if exc.status != 409 or attempt == 19:
+                    raise
+                time.sleep(0.5)
     return removed
 
 

@@ -43,8 +43,9 @@ def test_status_without_a_running_node(monkeypatch, tmp_path):
 
 def test_modules_missing_from_the_2x_server_zip_are_detected(tmp_path):
     (tmp_path / "modules" / "transport-netty4").mkdir(parents=True)
-    assert LocalCluster("2.19.6")._missing_modules(tmp_path) == ["lang-painless"]
+    assert LocalCluster("2.19.6")._missing_modules(tmp_path) == ["lang-painless", "reindex"]
     (tmp_path / "modules" / "lang-painless").mkdir()
+    (tmp_path / "modules" / "reindex").mkdir()
     assert LocalCluster("2.19.6")._missing_modules(tmp_path) == []
 
 

@@ -1,0 +1,69 @@
+"""What the cluster benchmarks share: a running local cluster with the kit set up over SciFact."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from osrerank.config import Settings
+from osrerank.endpoint import LocalEndpoint, local_credentials
+from osrerank.eval import RERANK_FIELD, _ensure_corpus, load_queries
+from osrerank.opensearch import Cluster
+from osrerank.pipeline import ensure_pipeline, render_pipeline
+from osrerank.reranker import Reranker
+
+SCIFACT = Path(os.environ.get("OSRERANK_SCIFACT", Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"))
+DEFAULT_MODEL = os.environ.get(
+    "OSRERANK_TEST_MODEL", str(Path(__file__).resolve().parents[2] / "shared/models/minilm-l6-random-head")
+)
+NAME = "bench"
+INDEX = f"{NAME}-eval-scifact"
+PIPELINE = f"{NAME}-eval-rerank"
+
+
+def pipeline_for(target: str) -> str:
+    return PIPELINE if target == "local" else f"{NAME}-{target}-eval-rerank"
+
+
+def prepare(model: str, kind: str = "cross-encoder", target: str = "local") -> tuple[Reranker, Cluster, list[str]]:
+    """Set up (idempotent) and index SciFact once; returns the reranker, cluster and the test queries."""
+    name = NAME if target == "local" else f"{NAME}-{target}"
+    settings = Settings(model=model, kind=kind, target=target, name=name, pipeline=f"{name}-rerank", timeout_s=60)
+    reranker = Reranker(settings, lambda m: print(f"• {m}", flush=True))
+    model_id = reranker.setup().model_id
+    cluster = reranker.cluster()
+    _ensure_corpus(cluster, INDEX, SCIFACT / "corpus.jsonl", lambda *_: None)
+    eval_settings = settings.model_copy(update={"document_fields": (RERANK_FIELD,)})
+    ensure_pipeline(cluster, pipeline_for(target), render_pipeline(eval_settings, model_id))
+    queries = load_queries(SCIFACT / "queries.jsonl")
+    judged = [line.split("\t")[0] for line in (SCIFACT / "qrels/test.tsv").read_text().splitlines()[1:]]
+    return reranker, cluster, [queries[q] for q in dict.fromkeys(judged)]
+
+
+def search(cluster: Cluster, query: str, k: int, rerank: bool, target: str = "local") -> dict[str, Any]:
+    body: dict[str, Any] = {"query": {"match": {RERANK_FIELD: query}}, "size": k, "_source": [RERANK_FIELD]}
+    params = {}
+    if rerank:
+        body["ext"] = {"rerank": {"query_context": {"query_text": query}}}
+        params = {"search_pipeline": pipeline_for(target)}
+    return cluster.call("POST", f"/{INDEX}/_search", body, params=params, timeout=120)
+
+
+def direct_model_call(query: str, docs: list[str], session: requests.Session) -> list[float]:
+    """The stand-in's SageMaker route, signed like ml-commons signs it: the model-only cost."""
+    info = LocalEndpoint(NAME).info()
+    assert info is not None, "the bench endpoint is not running"
+    url = info.invocation_url(NAME)
+    body = json.dumps({"inputs": [{"text": query, "text_pair": d} for d in docs], "parameters": {"truncation": True}})
+    request = AWSRequest("POST", url, data=body.encode(), headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(*local_credentials()), "sagemaker", info.region).add_auth(request)
+    reply = session.post(url, data=body.encode(), headers=dict(request.headers), timeout=120)
+    reply.raise_for_status()
+    return [r["score"] for r in reply.json()]

@@ -1,0 +1,83 @@
+"""P2: what reranking adds to a search, and how much of that is the model itself.
+
+For top-10/50/100 windows over SciFact test queries, per query: ``_search`` through the rerank pipeline,
+BM25 alone (same request, no pipeline), and, for the stand-in, the direct model call for the same
+pairs. Overhead = pipeline - BM25 - model: the cost of ml-commons, the connector and the processor.
+With ``--targets local,opensearch`` the in-cluster model (issue 9) runs in the same run for comparison:
+there the model cannot be called apart from the node, so its line shows pipeline - BM25.
+
+    python benchmarks/p2_rerank_overhead.py [--model DIR] [--queries 30] [--targets local,opensearch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+from _common import DEFAULT_MODEL, RERANK_FIELD, direct_model_call, prepare, search
+
+
+def timed(fn, *args):
+    t0 = time.perf_counter()
+    result = fn(*args)
+    return (time.perf_counter() - t0) * 1000, result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--kind", default="cross-encoder")
+    parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--windows", default="10,50,100")
+    parser.add_argument("--targets", default="local", help="local and/or opensearch, comma-separated")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    session = requests.Session()
+    figures: dict[str, dict[str, float]] = {}
+    for target in args.targets.split(","):
+        _, cluster, queries = prepare(args.model, args.kind, target)
+        queries = queries[: args.queries]
+        print(f"P2 target {target}: {len(queries)} SciFact queries, model {args.model}")
+        for k in (int(w) for w in args.windows.split(",")):
+            search(cluster, queries[0], k, True, target)  # warm-up
+            rows: dict[str, list[float]] = {"pipeline": [], "bm25": [], "rerank": []}
+            if target == "local":
+                rows.update(model=[], overhead=[])
+            for query in queries:
+                t_bm25, plain = timed(search, cluster, query, k, False, target)
+                t_pipe, _ = timed(search, cluster, query, k, True, target)
+                rows["pipeline"].append(t_pipe)
+                rows["bm25"].append(t_bm25)
+                rows["rerank"].append(t_pipe - t_bm25)
+                if target == "local":
+                    docs = [h["_source"][RERANK_FIELD] for h in plain["hits"]["hits"]]
+                    t_model, _ = timed(direct_model_call, query, docs, session)
+                    rows["model"].append(t_model)
+                    rows["overhead"].append(t_pipe - t_bm25 - t_model)
+            f = {
+                f"{key}_{p}": float(np.percentile(v, q))
+                for key, v in rows.items()
+                for p, q in (("p50", 50), ("p95", 95))
+            }
+            figures[f"{target}_top{k}"] = f
+            line = (
+                f"{target:<10} top-{k:<3} pipeline p50 {f['pipeline_p50']:7.1f} ms p95 {f['pipeline_p95']:7.1f} | "
+                f"bm25 p50 {f['bm25_p50']:5.1f} | rerank (pipeline-bm25) p50 {f['rerank_p50']:7.1f}"
+            )
+            if target == "local":
+                line += f" | model p50 {f['model_p50']:7.1f}"
+                line += f" | overhead p50 {f['overhead_p50']:6.1f} p95 {f['overhead_p95']:6.1f}"
+            print(line)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
