@@ -72,19 +72,20 @@ def smoke_check(cluster: Cluster, model_id: str) -> list[float]:
 
 
 def delete_model(cluster: Cluster, model_id: str, wait_s: float = 30.0) -> None:
-    """Undeploy, then delete. ml-commons updates the model's state after _undeploy returns, and refuses
-    to delete a model it still sees as deployed, so the delete is retried until the state catches up."""
-    try:
-        cluster.call("POST", f"/_plugins/_ml/models/{model_id}/_undeploy")
-    except OpenSearchError as exc:
-        if exc.status != 404:
-            raise
+    """Undeploy, then delete. ml-commons updates the model's state after _undeploy returns, and an
+    undeploy that lands while a deploy is still running is lost, so both are repeated until the
+    delete goes through."""
     deadline = time.monotonic() + wait_s
     while True:
+        try:
+            cluster.call("POST", f"/_plugins/_ml/models/{model_id}/_undeploy")
+        except OpenSearchError as exc:
+            if exc.status != 404:
+                raise
         try:
             cluster.call("DELETE", f"/_plugins/_ml/models/{model_id}")
             return
         except OpenSearchError as exc:
             if exc.status != 400 or "deployed state" not in str(exc) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.5)
+            time.sleep(1.0)
