@@ -516,27 +516,37 @@ def index() -> None:
 @index.command("load", context_settings=CONTEXT)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--recreate", is_flag=True, help="Delete and recreate the index first.")
+@click.option(
+    "--combine",
+    help="Also index these fields joined with '. ' as rerank_text (then rerank on --document-fields rerank_text).",
+)
 @settings_options
 @friendly_errors
-def index_load(file: Path, recreate: bool, **kwargs: Any) -> None:
+def index_load(file: Path, recreate: bool, combine: str | None, **kwargs: Any) -> None:
     """Bulk-load a JSONL file (one document per line; BEIR corpus.jsonl works: _id, title, text).
+
+    The rerank processor joins several document_fields with no separator ("Title"+"Body" ->
+    "TitleBody"); --combine title,text builds one rerank_text field with a separator instead.
 
     \b
     Example:
-        osrerank index load corpus.jsonl --index scifact --document-fields title,text
+        osrerank index load corpus.jsonl --index scifact --combine title,text --document-fields rerank_text
     """
     from rich.progress import Progress
 
-    from .index import create_index, load_documents, read_jsonl
+    from .index import RERANK_FIELD, combine_fields, create_index, load_documents, read_jsonl
     from .reranker import Reranker
 
     settings = resolve_settings(kwargs)
+    parts = [f.strip() for f in combine.split(",") if f.strip()] if combine else []
     cluster = Reranker(settings, progress).cluster(start=True)
-    create_index(cluster, settings.index, settings.document_fields, recreate=recreate)
+    fields = [*settings.document_fields, *parts, *([RERANK_FIELD] if parts else [])]
+    create_index(cluster, settings.index, list(dict.fromkeys(fields)), recreate=recreate)
     total = sum(1 for line in file.open(encoding="utf-8") if line.strip())
+    docs = (combine_fields(d, parts) if parts else d for d in read_jsonl(file))
     with Progress(console=console) as bar:
         task = bar.add_task(f"indexing into {settings.index}", total=total)
-        n = load_documents(cluster, settings.index, read_jsonl(file), on_progress=lambda k: bar.advance(task, k))
+        n = load_documents(cluster, settings.index, docs, on_progress=lambda k: bar.advance(task, k))
     out.print(f"indexed {n} documents into {settings.index}")
 
 

@@ -23,14 +23,13 @@ import numpy as np
 
 from .config import Settings
 from .errors import ConfigError, ToolMissingError
-from .index import create_index, load_documents, read_jsonl
+from .index import RERANK_FIELD, combine_fields, create_index, load_documents, read_jsonl
 from .opensearch import Cluster
 from .pipeline import ensure_pipeline, render_pipeline
 
-__all__ = ["MEASURES", "Arm", "EvalResult", "compute_metrics", "load_qrels", "load_queries", "run_eval"]
+__all__ = ["MEASURES", "RERANK_FIELD", "Arm", "EvalResult", "compute_metrics", "load_qrels", "load_queries", "run_eval"]
 
 MEASURES = ("nDCG@10", "RR@10", "R@100")
-RERANK_FIELD = "rerank_text"
 
 
 @dataclass
@@ -90,13 +89,8 @@ def load_queries(path: Path) -> dict[str, str]:
 
 def _corpus(path: Path) -> Iterator[dict[str, Any]]:
     for doc in read_jsonl(path):
-        title, text = doc.get("title") or "", doc.get("text") or ""
-        yield {
-            "_id": str(doc["_id"]),
-            "title": title,
-            "text": text,
-            RERANK_FIELD: f"{title}. {text}" if title else text,
-        }
+        fields = {"_id": str(doc["_id"]), "title": doc.get("title") or "", "text": doc.get("text") or ""}
+        yield combine_fields(fields, ("title", "text"))
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -12,7 +12,19 @@ from opensearchpy.helpers import streaming_bulk
 from .errors import ConfigError, OpenSearchError
 from .opensearch import Cluster
 
-__all__ = ["OWNER_META", "create_index", "delete_index", "load_documents", "read_jsonl"]
+__all__ = [
+    "OWNER_META",
+    "RERANK_FIELD",
+    "combine_fields",
+    "create_index",
+    "delete_index",
+    "load_documents",
+    "read_jsonl",
+]
+
+#: The one field several source fields are joined into, so that the reranker sees a separator
+#: (the rerank processor concatenates several ``document_fields`` with none: "Title" + "Body" -> "TitleBody").
+RERANK_FIELD = "rerank_text"
 
 OWNER_META = {"created_by": "osrerank"}
 
@@ -54,6 +66,12 @@ def delete_index(cluster: Cluster, index: str, *, only_ours: bool = True) -> boo
         return False
     cluster.call("DELETE", f"/{index}")
     return True
+
+
+def combine_fields(doc: dict[str, Any], fields: Iterable[str], into: str = RERANK_FIELD) -> dict[str, Any]:
+    """``doc`` plus ``into``: the non-empty ``fields`` joined with ". " (e.g. title and body)."""
+    parts = [str(doc.get(f) or "").strip() for f in fields]
+    return {**doc, into: ". ".join(p for p in parts if p)}
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

@@ -151,3 +151,18 @@ def test_reply_with_wrong_number_of_scores_fails_loudly(os_client, test_model_di
             assert "osrerank: the model returned 1 scores for 3 documents" in text
         finally:
             cleanup(os_client, settings, model_id)
+
+
+@pytest.mark.parametrize("template", ["sagemaker-hf-text-classification", "tei-rerank"])
+def test_raw_logit_passthrough(template, os_client, standin, test_model_dir, reference):
+    """activation none: the connector asks the API for raw scores (function_to_apply / raw_scores),
+    while the endpoint itself keeps its sigmoid default."""
+    settings = Settings(name=f"t-raw-{template}", template=template, model=str(test_model_dir), activation="none")
+    model_id = make_model(os_client, settings, TEMPLATES[template](standin.cluster_base_url, settings.name))
+    try:
+        query = reference[0]["query"]
+        rows = [p for p in reference if p["query"] == query]
+        scores = predict(os_client, model_id, query, [p["document"] for p in rows])
+        np.testing.assert_allclose(scores, [p["logit"] for p in rows], atol=1e-4)
+    finally:
+        cleanup(os_client, settings, model_id)
