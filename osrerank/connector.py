@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,8 @@ def render_connector(settings: Settings, endpoint_url: str, credentials: Credent
         "description": f"osrerank: {settings.model} via {template}",
         "endpoint_url": endpoint_url,
         "region": settings.region,
-        "timeout_ms": int(settings.timeout_s * 1000),
+        # ml-commons reads client_config timeouts as whole seconds (Duration.ofSeconds, 2.19 and 3.x)
+        "timeout_s": max(1, math.ceil(settings.timeout_s)),
         "max_retries": 0,
         "raw_scores": settings.activation == "none",
         **{

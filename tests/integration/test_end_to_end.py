@@ -16,6 +16,7 @@ from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
 from osrerank.endpoint import LocalEndpoint
 from osrerank.errors import OpenSearchError
 from osrerank.index import create_index, load_documents
+from osrerank.register import predict
 from osrerank.reranker import Reranker
 
 pytestmark = pytest.mark.integration
@@ -265,3 +266,42 @@ def test_eval_on_a_scifact_slice_reports_both_arms(local_cluster, test_model_dir
     finally:
         removed = reranker.teardown()
     assert "pipeline evalslice-eval-rerank" in removed and "index evalslice-eval-scifact" in removed
+
+
+def test_slow_endpoint_fails_within_the_configured_timeout(local_cluster, test_model_dir):
+    """A model server that answers after 20 s, with timeout_s=2: the search error comes in seconds and
+    the cluster stays green (ml-commons reads the connector timeouts as seconds)."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from ..conftest import ServerThread
+
+    async def slow(request):
+        await asyncio.sleep(20)
+        return JSONResponse([0.5])
+
+    with ServerThread(Starlette(routes=[Route("/predictions/{m}", slow, methods=["POST"])])) as server:
+        settings = Settings(
+            opensearch_url=local_cluster.url,
+            model=str(test_model_dir),
+            name="slow",
+            pipeline="slow-rerank",
+            template="torchserve-pairs",
+            endpoint_url=f"{server.url}/predictions/slow",
+            timeout_s=2,
+        )
+        reranker = Reranker(settings)
+        try:
+            with pytest.raises(OpenSearchError, match="stopped at step 'smoke check'"):
+                reranker.setup()
+            cluster = reranker.cluster()
+            started = time.monotonic()  # now with a client that would wait a minute: the cluster must give up
+            with pytest.raises(OpenSearchError) as failure:
+                predict(cluster, reranker.model_id(), "q", ["a"], timeout=60)
+            assert time.monotonic() - started < 15 and "timed out after" not in str(failure.value)
+            assert cluster.call("GET", "/_cluster/health")["status"] in ("green", "yellow")
+        finally:
+            reranker.teardown()

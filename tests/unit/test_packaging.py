@@ -55,7 +55,7 @@ def test_sagemaker_connector_uses_sigv4_and_the_runtime_url():
 
 def test_missing_variables_are_all_named_at_once():
     with pytest.raises(TemplateError, match="endpoint_url, max_retries, name"):
-        render("connectors", "torchserve-pairs", {"description": "d", "bearer_token": None, "timeout_ms": 1})
+        render("connectors", "torchserve-pairs", {"description": "d", "bearer_token": None, "timeout_s": 1})
 
 
 def test_unknown_template_lists_the_known_ones():
