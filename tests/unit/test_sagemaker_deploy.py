@@ -38,6 +38,15 @@ def settings(role: str, **extra) -> Settings:
     return Settings(**{"region": REGION, "role_arn": role, "name": "kit", **extra})
 
 
+def someone_elses_endpoint(role: str, name: str) -> None:
+    """An untagged model + endpoint config + endpoint, all named ``name``, not made by the kit."""
+    sm = boto3.client("sagemaker", region_name=REGION)
+    sm.create_model(ModelName=name, ExecutionRoleArn=role, PrimaryContainer={"Image": "x"})
+    variant = {"VariantName": "A", "ModelName": name, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+
+
 def inventory() -> tuple[list[str], list[str], list[str]]:
     sm = boto3.client("sagemaker", region_name=REGION)
     return (
@@ -111,16 +120,7 @@ def test_changed_settings_need_update(aws):
 
 
 def test_teardown_removes_exactly_the_tagged_resources(aws):
-    sm = boto3.client("sagemaker", region_name=REGION)
-    # someone else's endpoint beside ours, untagged: must survive
-    sm.create_model(ModelName="theirs", ExecutionRoleArn=aws, PrimaryContainer={"Image": "x"})
-    sm.create_endpoint_config(
-        EndpointConfigName="theirs",
-        ProductionVariants=[
-            {"VariantName": "A", "ModelName": "theirs", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
-        ],
-    )
-    sm.create_endpoint(EndpointName="theirs", EndpointConfigName="theirs")
+    someone_elses_endpoint(aws, "theirs")  # beside ours, untagged: must survive
     SageMakerDeployment(settings(aws)).deploy()
     SageMakerDeployment(settings(aws, instance_count=2), boto_session=moto_update_endpoint()).deploy(update=True)
     ours = SageMakerDeployment(settings(aws))
@@ -132,15 +132,7 @@ def test_teardown_removes_exactly_the_tagged_resources(aws):
 
 
 def test_endpoint_of_the_same_name_not_made_by_us_is_left_alone(aws):
-    sm = boto3.client("sagemaker", region_name=REGION)
-    sm.create_model(ModelName="m", ExecutionRoleArn=aws, PrimaryContainer={"Image": "x"})
-    sm.create_endpoint_config(
-        EndpointConfigName="c",
-        ProductionVariants=[
-            {"VariantName": "A", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
-        ],
-    )
-    sm.create_endpoint(EndpointName="kit-cross-encoder", EndpointConfigName="c")
+    someone_elses_endpoint(aws, "kit-cross-encoder")
     with pytest.raises(AwsError, match="not created by osrerank"):
         SageMakerDeployment(settings(aws)).deploy()
     assert SageMakerDeployment(settings(aws)).teardown() == []
