@@ -30,6 +30,7 @@ from pathlib import Path
 import requests
 
 from .errors import ClusterError, ConfigError, ToolMissingError
+from .paths import cache_root
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -113,20 +114,6 @@ class ClusterInfo:
     pid: int
     plugins: list[str]
     health: str
-
-
-def _cache_root() -> Path:
-    """Where fetched servers and node data live: $OSRERANK_CACHE, else a per-user cache.
-
-    As root the cache goes under /var/cache, because the unprivileged node user cannot
-    traverse /root.
-    """
-    env = os.environ.get("OSRERANK_CACHE")
-    if env:
-        return Path(env)
-    if os.geteuid() == 0:
-        return Path("/var/cache/osrerank")
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "osrerank"
 
 
 def _free_port() -> int:
@@ -231,7 +218,7 @@ class LocalCluster:
             )
         self.requested_port = port
         self.progress = progress
-        self.root = _cache_root()
+        self.root = cache_root()
         self.home = self.root / f"opensearch-{self.version}"
         self.run_dir = self.root / "run" / self.version
         self.state_file = self.run_dir / "state.json"

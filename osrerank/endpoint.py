@@ -20,8 +20,9 @@ from pathlib import Path
 
 import requests
 
-from .cluster import _cache_root, _free_port
+from .cluster import _free_port
 from .errors import ClusterError
+from .paths import cache_root
 
 __all__ = ["EndpointInfo", "LocalEndpoint", "local_credentials"]
 
@@ -57,7 +58,7 @@ def local_credentials() -> tuple[str, str]:
     key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if key and secret:
         return key, secret
-    path = _cache_root() / "endpoint" / "local-credentials.json"
+    path = cache_root() / "endpoint" / "local-credentials.json"
     if path.exists():
         data = json.loads(path.read_text())
         return data["access_key"], data["secret_key"]
@@ -74,7 +75,7 @@ class LocalEndpoint:
 
     def __init__(self, name: str = "osrerank") -> None:
         self.name = name
-        self.state_file = _cache_root() / "endpoint" / f"{name}.json"
+        self.state_file = cache_root() / "endpoint" / f"{name}.json"
         self.log_file = self.state_file.with_suffix(".log")
 
     def info(self) -> EndpointInfo | None:

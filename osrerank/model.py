@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import ModelLoadError, ToolMissingError
+from .paths import cache_root
 
 __all__ = ["Activation", "Kind", "PairScorer", "Precision", "Scores", "activate", "load_scorer", "resolve_model_dir"]
 
@@ -101,7 +102,7 @@ def _onnx_path(folder: Path) -> Path:
 
 def _onnx_cache(weights: Path) -> Path:
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    return Path(os.environ.get("OSRERANK_CACHE", Path.home() / ".cache" / "osrerank")) / "onnx" / digest
+    return cache_root() / "onnx" / digest
 
 
 def _quantized(onnx_file: Path) -> Path:
