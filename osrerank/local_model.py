@@ -18,13 +18,12 @@ import json
 import time
 import zipfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from .config import Settings
 from .connector import Found
 from .errors import OpenSearchError, ToolMissingError
-from .model import PairScorer, resolve_model_dir
+from .model import PairScorer, onnx_path, resolve_model_dir
 from .opensearch import Cluster
 from .register import delete_model
 
@@ -43,7 +42,7 @@ def package_model(model: str, activation: str = "sigmoid") -> tuple[bytes, dict[
         raise ToolMissingError("the opensearch target needs the onnx package: pip install 'osrerank[int8]'") from None
     folder = resolve_model_dir(model)
     scorer = PairScorer(folder)  # validates the folder: one logit, tokenizer, ONNX file present
-    graph_model = onnx.load(str(_onnx_file(folder)))
+    graph_model = onnx.load(str(onnx_path(folder)))
     if activation == "sigmoid":
         graph = graph_model.graph
         logits = graph.output[0].name
@@ -75,12 +74,6 @@ def package_model(model: str, activation: str = "sigmoid") -> tuple[bytes, dict[
         "framework_type": "huggingface_transformers",
     }
     return buffer.getvalue(), config
-
-
-def _onnx_file(folder: Path) -> Path:
-    from .model import _onnx_path
-
-    return _onnx_path(folder)
 
 
 def register_local_model(
@@ -132,28 +125,30 @@ def register_local_model(
 
 
 def _deploy(cluster: Cluster, model_id: str, progress: Callable[[str], None], timeout_s: float = 300.0) -> None:
-    state = cluster.call("GET", f"/_plugins/_ml/models/{model_id}").get("model_state")
-    if state == "DEPLOYED":
+    if _state(cluster, model_id) == "DEPLOYED":
         return
     progress("deploying the model inside the cluster")
     task = cluster.call("POST", f"/_plugins/_ml/models/{model_id}/_deploy")["task_id"]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = cluster.call("GET", f"/_plugins/_ml/tasks/{task}")
-        state = cluster.call("GET", f"/_plugins/_ml/models/{model_id}").get("model_state")
-        if status["state"] == "COMPLETED" and state == "DEPLOYED":  # the task ends a moment before the model
-            return
-        if status["state"] in ("FAILED", "COMPLETED_WITH_ERROR") and "publish.djl.ai" in str(status.get("error")):
+    try:
+        cluster.wait_task(task, timeout_s)
+    except OpenSearchError as exc:
+        if "publish.djl.ai" in str(exc):
             raise OpenSearchError(
                 f"deploying the in-cluster model {model_id} failed: DJL inside ml-commons wanted to download "
                 "libtorch from publish.djl.ai and the node cannot reach it. The local 3.x node osrerank starts has "
                 "it from Maven Central; OpenSearch 2.19 pins PyTorch 1.13.1, which is not there. Give the node "
                 "internet access for the first deploy, or pre-fill its DJL cache (see the README)."
-            )
-        if status["state"] in ("FAILED", "COMPLETED_WITH_ERROR"):
-            raise OpenSearchError(
-                f"deploying the in-cluster model {model_id} failed: {status.get('error', 'no reason given')}. "
-                "The node log has the details (osrerank cluster status prints its location)."
-            )
-        time.sleep(1)
-    raise OpenSearchError(f"deploying the in-cluster model {model_id} did not finish within {timeout_s:.0f}s")
+            ) from exc
+        raise OpenSearchError(
+            f"deploying the in-cluster model {model_id} failed: {exc}. "
+            "The node log has the details (osrerank cluster status prints its location)."
+        ) from exc
+    deadline = time.monotonic() + 30
+    while _state(cluster, model_id) != "DEPLOYED":  # the task ends a moment before the model's state says so
+        if time.monotonic() > deadline:
+            raise OpenSearchError(f"the in-cluster model {model_id} is not DEPLOYED 30 s after its deploy task ended")
+        time.sleep(0.5)
+
+
+def _state(cluster: Cluster, model_id: str) -> str | None:
+    return cluster.call("GET", f"/_plugins/_ml/models/{model_id}").get("model_state")

@@ -23,7 +23,17 @@ import numpy as np
 from .errors import ModelLoadError, ToolMissingError
 from .paths import cache_root
 
-__all__ = ["Activation", "Kind", "PairScorer", "Precision", "Scores", "activate", "load_scorer", "resolve_model_dir"]
+__all__ = [
+    "Activation",
+    "Kind",
+    "PairScorer",
+    "Precision",
+    "Scores",
+    "activate",
+    "load_scorer",
+    "onnx_path",
+    "resolve_model_dir",
+]
 
 Activation = Literal["sigmoid", "none"]
 Kind = Literal["cross-encoder", "bi-encoder"]
@@ -88,7 +98,7 @@ def _read_json(path: Path) -> dict:
         raise ModelLoadError(f"{path} is not valid JSON: {exc}") from exc
 
 
-def _onnx_path(folder: Path) -> Path:
+def onnx_path(folder: Path) -> Path:
     for candidate in (folder / "onnx" / "model.onnx", folder / "model.onnx"):
         if candidate.exists():
             return candidate
@@ -200,7 +210,7 @@ class PairScorer:
         from tokenizers import Tokenizer
 
         self.folder, self.kind, self.activation, self.batch_size = folder, kind, activation, batch_size
-        onnx_file = _onnx_path(folder)
+        onnx_file = onnx_path(folder)
         if precision == "int8":
             onnx_file = _quantized(onnx_file)
         config = _read_json(folder / "config.json")
