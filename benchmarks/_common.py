@@ -14,9 +14,8 @@ from botocore.credentials import Credentials
 
 from osrerank.config import Settings
 from osrerank.endpoint import LocalEndpoint, local_credentials
-from osrerank.eval import RERANK_FIELD, _ensure_corpus, load_queries
+from osrerank.eval import RERANK_FIELD, ensure_corpus, ensure_eval_pipeline, eval_pipeline_name, load_queries
 from osrerank.opensearch import Cluster
-from osrerank.pipeline import ensure_pipeline, render_pipeline
 from osrerank.reranker import Reranker
 
 SCIFACT = Path(os.environ.get("OSRERANK_SCIFACT", Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"))
@@ -24,24 +23,22 @@ DEFAULT_MODEL = os.environ.get(
     "OSRERANK_TEST_MODEL", str(Path(__file__).resolve().parents[2] / "shared/models/minilm-l6-random-head")
 )
 NAME = "bench"
-INDEX = f"{NAME}-eval-scifact"
-PIPELINE = f"{NAME}-eval-rerank"
+INDEX = f"{NAME}-eval-scifact"  # one copy of the corpus, shared by both targets
 
 
-def pipeline_for(target: str) -> str:
-    return PIPELINE if target == "local" else f"{NAME}-{target}-eval-rerank"
+def name_for(target: str) -> str:
+    return NAME if target == "local" else f"{NAME}-{target}"
 
 
 def prepare(model: str, kind: str = "cross-encoder", target: str = "local") -> tuple[Reranker, Cluster, list[str]]:
     """Set up (idempotent) and index SciFact once; returns the reranker, cluster and the test queries."""
-    name = NAME if target == "local" else f"{NAME}-{target}"
+    name = name_for(target)
     settings = Settings(model=model, kind=kind, target=target, name=name, pipeline=f"{name}-rerank", timeout_s=60)
     reranker = Reranker(settings, lambda m: print(f"• {m}", flush=True))
     model_id = reranker.setup().model_id
     cluster = reranker.cluster()
-    _ensure_corpus(cluster, INDEX, SCIFACT / "corpus.jsonl", lambda *_: None)
-    eval_settings = settings.model_copy(update={"document_fields": (RERANK_FIELD,)})
-    ensure_pipeline(cluster, pipeline_for(target), render_pipeline(eval_settings, model_id))
+    ensure_corpus(cluster, INDEX, SCIFACT / "corpus.jsonl", lambda *_: None)
+    ensure_eval_pipeline(cluster, settings, model_id)
     queries = load_queries(SCIFACT / "queries.jsonl")
     judged = [line.split("\t")[0] for line in (SCIFACT / "qrels/test.tsv").read_text().splitlines()[1:]]
     return reranker, cluster, [queries[q] for q in dict.fromkeys(judged)]
@@ -52,7 +49,7 @@ def search(cluster: Cluster, query: str, k: int, rerank: bool, target: str = "lo
     params = {}
     if rerank:
         body["ext"] = {"rerank": {"query_context": {"query_text": query}}}
-        params = {"search_pipeline": pipeline_for(target)}
+        params = {"search_pipeline": eval_pipeline_name(name_for(target))}
     return cluster.call("POST", f"/{INDEX}/_search", body, params=params, timeout=120)
 
 

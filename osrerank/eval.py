@@ -27,7 +27,19 @@ from .index import RERANK_FIELD, combine_fields, create_index, load_documents, r
 from .opensearch import Cluster
 from .pipeline import ensure_pipeline, render_pipeline
 
-__all__ = ["MEASURES", "RERANK_FIELD", "Arm", "EvalResult", "compute_metrics", "load_qrels", "load_queries", "run_eval"]
+__all__ = [
+    "MEASURES",
+    "RERANK_FIELD",
+    "Arm",
+    "EvalResult",
+    "compute_metrics",
+    "ensure_corpus",
+    "ensure_eval_pipeline",
+    "eval_pipeline_name",
+    "load_qrels",
+    "load_queries",
+    "run_eval",
+]
 
 MEASURES = ("nDCG@10", "RR@10", "R@100")
 
@@ -133,10 +145,8 @@ def run_eval(
     qrels = {q: qrels[q] for q in judged}
 
     index = f"{settings.name}-eval-{dataset.name.lower()}"
-    documents = _ensure_corpus(cluster, index, corpus_path, progress)
-    pipeline = f"{settings.name}-eval-rerank"
-    eval_settings = settings.model_copy(update={"document_fields": (RERANK_FIELD,)})
-    ensure_pipeline(cluster, pipeline, render_pipeline(eval_settings, model_id))
+    documents = ensure_corpus(cluster, index, corpus_path, progress)
+    pipeline = ensure_eval_pipeline(cluster, settings, model_id)
 
     arms = {"bm25": Arm(), "bm25+rerank": Arm()}
     runs: dict[str, dict[str, dict[str, float]]] = {"bm25": {}, "bm25+rerank": {}}
@@ -166,7 +176,20 @@ def run_eval(
     )
 
 
-def _ensure_corpus(cluster: Cluster, index: str, corpus_path: Path, progress: Callable[[str, int, int], None]) -> int:
+def eval_pipeline_name(name: str) -> str:
+    """The rerank pipeline eval (and teardown) uses for the kit objects prefixed ``name``."""
+    return f"{name}-eval-rerank"
+
+
+def ensure_eval_pipeline(cluster: Cluster, settings: Settings, model_id: str) -> str:
+    """A rerank pipeline over ``rerank_text`` for the model; returns its name."""
+    name = eval_pipeline_name(settings.name)
+    eval_settings = settings.model_copy(update={"document_fields": (RERANK_FIELD,)})
+    ensure_pipeline(cluster, name, render_pipeline(eval_settings, model_id))
+    return name
+
+
+def ensure_corpus(cluster: Cluster, index: str, corpus_path: Path, progress: Callable[[str, int, int], None]) -> int:
     """Index the corpus unless an index of ours already holds all of it (reruns skip the bulk load)."""
     total = sum(1 for line in corpus_path.open(encoding="utf-8") if line.strip())
     if cluster.exists(f"/{index}") and cluster.call("GET", f"/{index}/_count")["count"] == total:
