@@ -19,6 +19,7 @@ __all__ = [
     "create_index",
     "delete_index",
     "load_documents",
+    "owned_by_kit",
     "read_jsonl",
 ]
 
@@ -53,16 +54,22 @@ def create_index(cluster: Cluster, index: str, text_fields: Iterable[str], *, re
     return True
 
 
-def delete_index(cluster: Cluster, index: str, *, only_ours: bool = True) -> bool:
-    """Delete ``index``; with only_ours, only if the kit created it."""
+def owned_by_kit(cluster: Cluster, index: str) -> bool | None:
+    """True if the kit created ``index`` (its ``_meta``), False if someone else did, None if it does not exist."""
     try:
         mapping = cluster.call("GET", f"/{index}/_mapping")
     except OpenSearchError as exc:
         if exc.status == 404:
-            return False
+            return None
         raise
     meta = next(iter(mapping.values()), {}).get("mappings", {}).get("_meta", {})
-    if only_ours and meta.get("created_by") != OWNER_META["created_by"]:
+    return bool(meta.get("created_by") == OWNER_META["created_by"])
+
+
+def delete_index(cluster: Cluster, index: str, *, only_ours: bool = True) -> bool:
+    """Delete ``index``; with only_ours, only if the kit created it."""
+    owned = owned_by_kit(cluster, index)
+    if owned is None or (only_ours and not owned):
         return False
     cluster.call("DELETE", f"/{index}")
     return True

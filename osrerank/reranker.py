@@ -25,7 +25,8 @@ from .connector import (
 )
 from .endpoint import LocalEndpoint, local_credentials
 from .errors import ConfigError, OpenSearchError, OsRerankError
-from .index import delete_index
+from .eval import eval_pipeline_name
+from .index import delete_index, owned_by_kit
 from .local_model import register_local_model
 from .opensearch import Cluster, connect
 from .pipeline import delete_pipeline, ensure_pipeline, render_pipeline
@@ -190,69 +191,45 @@ class Reranker:
 
     # ----------------------------------------------------------------- teardown
     def teardown(self, *, keep_index: bool = False, dry_run: bool = False) -> list[str]:
-        """Remove what the kit created (found by name); returns what was (or, with dry_run, would be) removed."""
-        if dry_run:
-            return self._teardown_plan(keep_index)
-        removed: list[str] = []
+        """Remove what the kit created (found by name); returns what was (or, with dry_run, would be) removed.
+
+        One walk serves both: each object is found, then deleted unless this is a dry run."""
+        s = self.settings
+        done: list[str] = []
         try:
-            cluster = self.cluster()
+            cluster: Cluster | None = self.cluster()
         except ConfigError:
             cluster = None
         if cluster is not None:
-            for pipeline in (self.settings.pipeline, f"{self.settings.name}-eval-rerank"):
-                if delete_pipeline(cluster, pipeline):
-                    removed.append(f"pipeline {pipeline}")
-            for c in find_connectors(cluster, connector_name(self.settings)):
-                removed += [f"model {m}" for m in delete_connector(cluster, c["id"])]
-                removed.append(f"connector {c['id']}")
+            for pipeline in (s.pipeline, eval_pipeline_name(s.name)):
+                if cluster.exists(f"/_search/pipeline/{pipeline}") if dry_run else delete_pipeline(cluster, pipeline):
+                    done.append(f"pipeline {pipeline}")
+            for c in find_connectors(cluster, connector_name(s)):
+                models = models_using(cluster, c["id"]) if dry_run else delete_connector(cluster, c["id"])
+                done += [f"model {m}" for m in models] + [f"connector {c['id']}"]
             for model in _in_cluster_models(cluster, self.model_name):
-                delete_model(cluster, model["id"])
-                removed.append(f"model {model['id']}")
-            removed += _delete_group(cluster, f"{self.settings.name}-group")
+                if not dry_run:
+                    delete_model(cluster, model["id"])
+                done.append(f"model {model['id']}")
+            for group in _groups(cluster, f"{s.name}-group"):
+                if dry_run or _delete_group(cluster, group["id"]):
+                    done.append(f"model group {group['id']}")
             if not keep_index:
-                for index in [self.settings.index, *self._eval_indices(cluster)]:
-                    if delete_index(cluster, index):
-                        removed.append(f"index {index}")
-        if (
-            self.settings.target == "local"
-            and not self.settings.endpoint_url
-            and LocalEndpoint(self.settings.name).stop()
-        ):
-            removed.append("local model endpoint")
-        if self.settings.target == "sagemaker" and not self.settings.endpoint_url:
-            removed += SageMakerDeployment(self.settings, self.progress).teardown()
-        return removed
+                for index in [s.index, *self._eval_indices(cluster)]:
+                    if owned_by_kit(cluster, index) if dry_run else delete_index(cluster, index):
+                        done.append(f"index {index}")
+        if s.target == "local" and not s.endpoint_url:
+            endpoint = LocalEndpoint(s.name)
+            if (endpoint.info() is not None) if dry_run else endpoint.stop():
+                done.append("local model endpoint")
+        if s.target == "sagemaker" and not s.endpoint_url:
+            done += SageMakerDeployment(s, self.progress).teardown(dry_run=dry_run)
+        return done
 
     def _eval_indices(self, cluster: Cluster) -> list[str]:
         """Corpora `osrerank eval` indexed (named <name>-eval-<dataset>)."""
         listed = cluster.call("GET", f"/_cat/indices/{self.settings.name}-eval-*", params={"format": "json"})
         return [row["index"] for row in listed]
-
-    def _teardown_plan(self, keep_index: bool) -> list[str]:
-        plan: list[str] = []
-        try:
-            cluster = self.cluster()
-        except ConfigError:
-            cluster = None
-        if cluster is not None:
-            if cluster.exists(f"/_search/pipeline/{self.settings.pipeline}"):
-                plan.append(f"pipeline {self.settings.pipeline}")
-            for c in find_connectors(cluster, connector_name(self.settings)):
-                plan += [f"model {m}" for m in models_using(cluster, c["id"])]
-                plan.append(f"connector {c['id']}")
-            plan += [f"model {m['id']}" for m in _in_cluster_models(cluster, self.model_name)]
-            plan += [f"model group {g['id']}" for g in _groups(cluster, f"{self.settings.name}-group")]
-            if not keep_index and cluster.exists(f"/{self.settings.index}"):
-                plan.append(f"index {self.settings.index} (if osrerank created it)")
-        if (
-            self.settings.target == "local"
-            and not self.settings.endpoint_url
-            and LocalEndpoint(self.settings.name).info()
-        ):
-            plan.append("local model endpoint")
-        if self.settings.target == "sagemaker" and not self.settings.endpoint_url:
-            plan += SageMakerDeployment(self.settings, self.progress).teardown(dry_run=True)
-        return plan
 
 
 def _in_cluster_models(cluster: Cluster, name: str) -> list[dict]:
@@ -270,21 +247,19 @@ def _groups(cluster: Cluster, name: str) -> list[dict]:
     return cluster.find("/_plugins/_ml/model_groups/_search", {"term": {"name.keyword": name}})
 
 
-def _delete_group(cluster: Cluster, name: str) -> list[str]:
-    removed = []
-    for group in _groups(cluster, name):
-        for attempt in range(20):  # ml-commons sees a just-deleted model version for a moment
-            try:
-                cluster.call("DELETE", f"/_plugins/_ml/model_groups/{group['id']}")
-                removed.append(f"model group {group['id']}")
-                break
-            except OpenSearchError as exc:
-                if exc.status == 404:
-                    break
-                if exc.status != 409 or attempt == 19:
-                    raise
-                time.sleep(0.5)
-    return removed
+def _delete_group(cluster: Cluster, group_id: str) -> bool:
+    """Delete one model group; False if it was already gone."""
+    for attempt in range(20):  # ml-commons sees a just-deleted model version for a moment
+        try:
+            cluster.call("DELETE", f"/_plugins/_ml/model_groups/{group_id}")
+            return True
+        except OpenSearchError as exc:
+            if exc.status == 404:
+                return False
+            if exc.status != 409 or attempt == 19:
+                raise
+            time.sleep(0.5)
+    return False
 
 
 def _env_credentials(settings: Settings) -> Credentials:

@@ -14,7 +14,7 @@ from osrerank.errors import OpenSearchError
 from osrerank.index import create_index, delete_index, load_documents
 from osrerank.pipeline import delete_pipeline, ensure_pipeline, render_pipeline
 from osrerank.register import ensure_model, ensure_model_group, predict
-from osrerank.reranker import _delete_group
+from osrerank.reranker import _delete_group, _groups
 
 from ..conftest import ServerThread
 
@@ -53,7 +53,8 @@ def cleanup(cluster, settings, model_id):
     """Delete the connector (and with it ``model_id``) and the model group."""
     for c in find_connectors(cluster, f"{settings.name}-connector"):
         assert model_id in delete_connector(cluster, c["id"])
-    _delete_group(cluster, f"{settings.name}-group")
+    for group in _groups(cluster, f"{settings.name}-group"):
+        _delete_group(cluster, group["id"])
 
 
 @pytest.fixture(params=sorted(TEMPLATES))

@@ -79,7 +79,10 @@ def test_setup_twice_creates_nothing_new_and_teardown_removes_it_all(e2e):
     assert counts(cluster) == after_first
     assert {s: f.action for s, f in second.steps.items()} == dict.fromkeys(second.steps, "reused")
     assert second.model_id == first.model_id
-    e2e.teardown()
+    plan = e2e.teardown(dry_run=True)
+    assert counts(cluster) == after_first  # a dry run deletes nothing
+    assert any(p.startswith("connector ") for p in plan) and "pipeline e2e-rerank" in plan
+    assert e2e.teardown() == plan  # and lists exactly what the real teardown removes
     assert counts(cluster) == before
 
 
