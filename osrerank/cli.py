@@ -309,13 +309,8 @@ def deploy(update: bool, dry_run: bool, **kwargs: Any) -> None:
         if dry_run:
             out.print(f"would register and deploy {settings.model} inside the cluster as {settings.name}-model")
             return
-        from .local_model import register_local_model
-        from .register import ensure_model_group
-
         reranker = Reranker(settings, progress)
-        cluster = reranker.cluster(start=True)
-        group = ensure_model_group(cluster, f"{settings.name}-group")
-        found = register_local_model(cluster, settings, reranker.model_name, group.id, progress)
+        _, found = reranker.deploy_in_cluster(reranker.cluster(start=True))
         out.print(f"{found.action}: model {found.id} (in the cluster)")
         return
     if dry_run:

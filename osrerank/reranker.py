@@ -115,6 +115,11 @@ class Reranker:
             "--endpoint-url, or use --target local"
         )
 
+    def deploy_in_cluster(self, cluster: Cluster) -> tuple[Found, Found]:
+        """Target opensearch: the model group, and the model registered and deployed inside the node."""
+        group = ensure_model_group(cluster, f"{self.settings.name}-group")
+        return group, register_local_model(cluster, self.settings, self.model_name, group.id, self.progress)
+
     def setup(self) -> SetupResult:
         """Run every step; idempotent. A failing step names itself and what already exists, so a rerun
         (after the fix) picks up from there: every earlier object is found by name and reused."""
@@ -123,12 +128,8 @@ class Reranker:
         try:
             cluster = self.cluster(start=True)
             if self.settings.target == "opensearch":
-                step = "model group"
-                result.steps["model group"] = ensure_model_group(cluster, f"{self.settings.name}-group")
                 step = "model"
-                result.steps["model"] = register_local_model(
-                    cluster, self.settings, self.model_name, result.steps["model group"].id, self.progress
-                )
+                result.steps["model group"], result.steps["model"] = self.deploy_in_cluster(cluster)
                 result.endpoint_url = "in-cluster"
             else:
                 step = "endpoint"
