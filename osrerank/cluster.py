@@ -245,9 +245,7 @@ class LocalCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.is_installed():  # installed by an earlier osrerank: complete it in place
             with tempfile.TemporaryDirectory(prefix="osrerank-fetch-", dir=self.root) as tmp:
-                for module in self._missing_modules(self.home):
-                    self.progress(f"assembling module {module}")
-                    self._assemble_module(mvn, module, self.home / "modules" / module, Path(tmp), java_home)
+                self._assemble_missing_modules(mvn, self.home, Path(tmp), java_home)
                 if not (self.home / "djl-pytorch").exists():
                     self._fetch_libtorch(mvn, self.home, Path(tmp), java_home)
             return self.home
@@ -261,9 +259,7 @@ class LocalCluster:
             self.progress("unpacking the server")
             _unzip_keeping_modes(zips / f"opensearch-{self.version}.zip", staging)
             server = staging / f"opensearch-{self.version}"
-            for module in self._missing_modules(server):
-                self.progress(f"assembling module {module}")
-                self._assemble_module(mvn, module, server / "modules" / module, Path(tmp), java_home)
+            self._assemble_missing_modules(mvn, server, Path(tmp), java_home)
             env = {**os.environ, "OPENSEARCH_JAVA_HOME": str(java_home), "JAVA_HOME": str(java_home)}
             for name, artifact in PLUGINS:
                 self.progress(f"installing plugin {name}")
@@ -340,18 +336,24 @@ class LocalCluster:
         if not (source / "versions.json").exists():
             return
         torch = json.loads((source / "versions.json").read_text())["pytorch"]
-        for flavor in ("cpu-precxx11", "cpu"):  # 3.x's ml-commons asks DJL for precxx11, 2.19's for plain cpu
-            cache = self.run_dir / "data" / "ml_cache" / "pytorch" / f"{torch}-{flavor}-{DJL_PLATFORM}"
-            cache.mkdir(parents=True, exist_ok=True)
-            for file in source.iterdir():
-                if file.name != "versions.json":  # hard links: 2.x's Security Manager refuses symlinks out
-                    try:
-                        os.link(file, cache / file.name)
-                    except OSError:
-                        shutil.copy2(file, cache / file.name)
+        # ml-commons (3.x) asks DJL for the precxx11 flavor; 2.19 overrides the version to 1.13.1, which
+        # is not on Maven Central, so nothing here serves it
+        cache = self.run_dir / "data" / "ml_cache" / "pytorch" / f"{torch}-cpu-precxx11-{DJL_PLATFORM}"
+        cache.mkdir(parents=True, exist_ok=True)
+        for file in source.iterdir():
+            if file.name != "versions.json":  # hard links: no 440 MB copy at every start
+                try:
+                    os.link(file, cache / file.name)
+                except OSError:
+                    shutil.copy2(file, cache / file.name)
 
     def _missing_modules(self, server: Path) -> list[str]:
         return [m for m in MODULES_2X if not (server / "modules" / m).exists()]
+
+    def _assemble_missing_modules(self, mvn: str, server: Path, tmp: Path, java_home: Path) -> None:
+        for module in self._missing_modules(server):
+            self.progress(f"assembling module {module}")
+            self._assemble_module(mvn, module, server / "modules" / module, tmp, java_home)
 
     def _assemble_module(self, mvn: str, module: str, dest: Path, tmp: Path, java_home: Path) -> None:
         """Build ``modules/<module>`` from its Maven jar + runtime dependencies, as the full distribution has it.
