@@ -296,20 +296,20 @@ class SageMakerDeployment:
             except sm.exceptions.ClientError:
                 continue
             models |= {v["ModelName"] for v in described["ProductionVariants"]}
-        plan = [f"SageMaker endpoint {self.endpoint_name}"]
-        plan += [f"SageMaker endpoint config {c}" for c in sorted(configs) if _owned(sm, "endpoint-config", c)]
-        plan += [f"SageMaker model {m}" for m in sorted(models) if _owned(sm, "model", m)]
-        if dry_run:
-            return plan
-        self._remove_autoscaling()
-        sm.delete_endpoint(EndpointName=self.endpoint_name)
-        for item in plan[1:]:
-            kind, name = item.rsplit(" ", 1)
-            if kind.endswith("config"):
-                sm.delete_endpoint_config(EndpointConfigName=name)
-            else:
-                sm.delete_model(ModelName=name)
-        return plan
+        owned_configs = [c for c in sorted(configs) if _owned(sm, "endpoint-config", c)]
+        owned_models = [m for m in sorted(models) if _owned(sm, "model", m)]
+        if not dry_run:
+            self._remove_autoscaling()
+            sm.delete_endpoint(EndpointName=self.endpoint_name)
+            for config in owned_configs:
+                sm.delete_endpoint_config(EndpointConfigName=config)
+            for model in owned_models:
+                sm.delete_model(ModelName=model)
+        return (
+            [f"SageMaker endpoint {self.endpoint_name}"]
+            + [f"SageMaker endpoint config {c}" for c in owned_configs]
+            + [f"SageMaker model {m}" for m in owned_models]
+        )
 
     def _remove_autoscaling(self) -> None:
         scaling = self.client("application-autoscaling")
