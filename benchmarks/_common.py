@@ -60,7 +60,8 @@ def direct_model_call(query: str, docs: list[str], session: requests.Session) ->
     url = info.invocation_url(NAME)
     body = json.dumps({"inputs": [{"text": query, "text_pair": d} for d in docs], "parameters": {"truncation": True}})
     request = AWSRequest("POST", url, data=body.encode(), headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(*local_credentials()), "sagemaker", info.region).add_auth(request)
+    local = local_credentials()
+    SigV4Auth(Credentials(local.access_key, local.secret_key), "sagemaker", info.region).add_auth(request)
     reply = session.post(url, data=body.encode(), headers=dict(request.headers), timeout=120)
     reply.raise_for_status()
     return [r["score"] for r in reply.json()]

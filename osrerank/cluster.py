@@ -69,7 +69,7 @@ MODULE_CLASS = {  # their 2.x names
 }
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 RUN_USER = "osrerank"
-HEAP = "1g"
+HEAP = "2g"  # 1 GB trips the parent circuit breaker after a few in-cluster model deploys
 JAVA_OPTS = f"-Xms{HEAP} -Xmx{HEAP}"
 #: DJL (inside ml-commons) runs an in-cluster ONNX model with PyTorch as its helper engine and downloads
 #: libtorch + its JNI library from publish.djl.ai on first use, which fails offline. The same files are

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import requests
@@ -24,7 +24,7 @@ from .cluster import _free_port
 from .errors import ClusterError
 from .paths import cache_root
 
-__all__ = ["EndpointInfo", "LocalEndpoint", "local_credentials"]
+__all__ = ["EndpointInfo", "LocalEndpoint", "LocalSecrets", "local_credentials"]
 
 START_TIMEOUT_S = 120.0
 
@@ -53,21 +53,37 @@ class EndpointInfo:
         return f"{self.cluster_base_url}/endpoints/{endpoint_name}/invocations"
 
 
-def local_credentials() -> tuple[str, str]:
-    """The key pair shared by the local endpoint (verifier) and the connector (signer)."""
-    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if key and secret:
-        return key, secret
+@dataclass(frozen=True)
+class LocalSecrets:
+    """What the local stand-in verifies and its connectors send: a SigV4 key pair and a bearer token."""
+
+    access_key: str
+    secret_key: str = field(repr=False)
+    bearer_token: str = field(repr=False)
+
+
+def local_credentials() -> LocalSecrets:
+    """The secrets shared by the local endpoint (verifier) and the connector (signer).
+
+    The key pair is AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY when set, the token OSRERANK_BEARER_TOKEN;
+    what is not set is generated once and kept in a 0600 file."""
     path = cache_root() / "endpoint" / "local-credentials.json"
-    if path.exists():
-        data = json.loads(path.read_text())
-        return data["access_key"], data["secret_key"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"access_key": "AKIALOCAL" + secrets.token_hex(6).upper(), "secret_key": secrets.token_urlsafe(30)}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    return data["access_key"], data["secret_key"]
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    if not {"access_key", "secret_key", "bearer_token"} <= set(stored):
+        stored = {
+            "access_key": "AKIALOCAL" + secrets.token_hex(6).upper(),
+            "secret_key": secrets.token_urlsafe(30),
+            "bearer_token": secrets.token_urlsafe(30),
+            **stored,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(stored, f)
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not (key and secret):
+        key, secret = stored["access_key"], stored["secret_key"]
+    return LocalSecrets(key, secret, os.environ.get("OSRERANK_BEARER_TOKEN") or stored["bearer_token"])
 
 
 class LocalEndpoint:
@@ -113,7 +129,12 @@ class LocalEndpoint:
         port = port or _free_port()
         env = dict(os.environ)
         if auth:
-            env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = local_credentials()
+            local = local_credentials()
+            env.update(
+                AWS_ACCESS_KEY_ID=local.access_key,
+                AWS_SECRET_ACCESS_KEY=local.secret_key,
+                OSRERANK_BEARER_TOKEN=local.bearer_token,
+            )
         cmd = [
             sys.executable,
             "-m",

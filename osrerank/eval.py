@@ -50,6 +50,16 @@ class Arm:
 
     metrics: dict[str, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    #: query id -> [(document id, score)] in the order the search returned them
+    run: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+    def trec_run(self, tag: str) -> str:
+        """The run in TREC format (``qid Q0 docid rank score tag``), readable by trec_eval and ir_measures."""
+        return "".join(
+            f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n"
+            for qid, hits in self.run.items()
+            for rank, (doc, score) in enumerate(hits, 1)
+        )
 
     def latency_summary(self) -> dict[str, float]:
         if not self.latencies_ms:
@@ -149,7 +159,6 @@ def run_eval(
     pipeline = ensure_eval_pipeline(cluster, settings, model_id)
 
     arms = {"bm25": Arm(), "bm25+rerank": Arm()}
-    runs: dict[str, dict[str, dict[str, float]]] = {"bm25": {}, "bm25+rerank": {}}
     timeout = settings.timeout_s + 30
     for n, qid in enumerate(judged, 1):
         body = {"query": {"match": {RERANK_FIELD: queries[qid]}}, "size": top_k, "_source": [RERANK_FIELD]}
@@ -158,10 +167,10 @@ def run_eval(
             t0 = time.perf_counter()
             reply = cluster.call("POST", f"/{index}/_search", request, params=params, timeout=timeout)
             arms[arm].latencies_ms.append((time.perf_counter() - t0) * 1000)
-            runs[arm][qid] = {h["_id"]: float(h["_score"]) for h in reply["hits"]["hits"]}
+            arms[arm].run[qid] = [(h["_id"], float(h["_score"])) for h in reply["hits"]["hits"]]
         progress("queries", n, len(judged))
     for arm in arms:
-        arms[arm].metrics = compute_metrics(qrels, runs[arm])
+        arms[arm].metrics = compute_metrics(qrels, {q: dict(hits) for q, hits in arms[arm].run.items()})
     return EvalResult(
         dataset=str(dataset),
         split=split,
@@ -207,10 +216,12 @@ def ensure_corpus(cluster: Cluster, index: str, corpus_path: Path, progress: Cal
 
 
 def write_report(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
-    """results.json and a PNG: metric bars per arm, and the latency distribution per arm."""
+    """results.json, one TREC run file per arm (<arm>.run), and a PNG: metric bars and latency per arm."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / "results.json", out_dir / "results.png"
     json_path.write_text(json.dumps(result.to_json(), indent=2))
+    for name, arm in result.arms.items():
+        (out_dir / f"{name}.run").write_text(arm.trec_run(name))
     try:
         import matplotlib
 

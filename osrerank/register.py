@@ -8,7 +8,7 @@ from .connector import Found
 from .errors import OpenSearchError
 from .opensearch import Cluster
 
-__all__ = ["delete_model", "ensure_model", "ensure_model_group", "models_using", "predict", "smoke_check"]
+__all__ = ["delete_model", "deploy", "ensure_model", "ensure_model_group", "models_using", "predict", "smoke_check"]
 
 
 def ensure_model_group(cluster: Cluster, name: str) -> Found:
@@ -34,8 +34,7 @@ def ensure_model(cluster: Cluster, name: str, connector_id: str, group_id: str) 
         if model.get("connector_id") != connector_id:
             continue
         if model.get("model_state") != "DEPLOYED":
-            task = cluster.call("POST", f"/_plugins/_ml/models/{model['id']}/_deploy")
-            cluster.wait_task(task["task_id"])
+            deploy(cluster, model["id"])
         return Found(model["id"], "reused")
     body = {
         "name": name,
@@ -44,9 +43,26 @@ def ensure_model(cluster: Cluster, name: str, connector_id: str, group_id: str) 
         "connector_id": connector_id,
         "description": "cross-encoder reranker registered by osrerank",
     }
-    created = cluster.call("POST", "/_plugins/_ml/models/_register", body, params={"deploy": "true"})
+    created = cluster.call("POST", "/_plugins/_ml/models/_register", body)
     cluster.wait_task(created["task_id"])
+    deploy(cluster, created["model_id"])
     return Found(created["model_id"], "created")
+
+
+def deploy(cluster: Cluster, model_id: str, timeout_s: float = 120.0) -> None:
+    """Deploy once and wait until the model says DEPLOYED.
+
+    Not ``_register?deploy=true``: its task id is the register task's, which completes before the
+    deploy does, and a prediction sent then makes ml-commons auto-deploy the model a second time; the
+    two deploys race on the model document and one fails with a version conflict, leaving a FAILED
+    task or even ``model_state: DEPLOY_FAILED`` on a model the node serves."""
+    task = cluster.call("POST", f"/_plugins/_ml/models/{model_id}/_deploy")["task_id"]
+    cluster.wait_task(task, timeout_s)
+    deadline = time.monotonic() + 30
+    while cluster.call("GET", f"/_plugins/_ml/models/{model_id}").get("model_state") != "DEPLOYED":
+        if time.monotonic() > deadline:  # the task ends a moment before the model's state says so
+            raise OpenSearchError(f"model {model_id} is not DEPLOYED 30 s after its deploy task ended")
+        time.sleep(0.5)
 
 
 def predict(cluster: Cluster, model_id: str, query: str, docs: list[str], timeout: float | None = None) -> list[float]:

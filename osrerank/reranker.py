@@ -99,14 +99,17 @@ class Reranker:
         if s.target == "local":
             self.progress(f"starting the local model endpoint for {s.model}")
             info, started = LocalEndpoint(s.name).start(s.model, kind=s.kind, activation=s.activation, region=s.region)
-            key, secret = local_credentials()
+            local = local_credentials()
             url = (
                 info.invocation_url(s.name)
                 if s.connector_template == "sagemaker-hf-text-classification"
                 else info.cluster_base_url
                 + ("/rerank" if s.connector_template == "tei-rerank" else f"/predictions/{s.name}")
             )
-            return url, Credentials(access_key=key, secret_key=secret), Found(url, "created" if started else "reused")
+            credentials = Credentials(
+                access_key=local.access_key, secret_key=local.secret_key, bearer_token=local.bearer_token
+            )
+            return url, credentials, Found(url, "created" if started else "reused")
         if s.target == "sagemaker":
             deployed = SageMakerDeployment(s, self.progress).deploy()
             return deployed.url, _env_credentials(s), Found(deployed.url, deployed.action)
@@ -273,8 +276,8 @@ def _env_credentials(settings: Settings) -> Credentials:
         if frozen is not None:
             return Credentials(access_key=frozen.access_key, secret_key=frozen.secret_key, session_token=frozen.token)
         with contextlib.suppress(OSError):
-            key, secret = local_credentials()
-            return Credentials(access_key=key, secret_key=secret)
+            local = local_credentials()
+            return Credentials(access_key=local.access_key, secret_key=local.secret_key)
         raise ConfigError(
             "no AWS credentials for the connector: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --aws-profile, "
             "or --connector-role-arn on Amazon OpenSearch Service"

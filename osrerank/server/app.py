@@ -3,14 +3,16 @@
 Routes (all JSON):
 
     GET  /ping, /health                      liveness (never authenticated)
-    POST /endpoints/{name}/invocations      SageMaker runtime (SigV4-verified unless auth is off)
+    POST /endpoints/{name}/invocations      SageMaker runtime
     POST /invocations                       SageMaker container path (what the real container serves)
     POST /predictions/{model}               TorchServe inference API: pair list -> list of scores
     POST /rerank                            TEI: {"query","texts"} -> [{"index","score"}] by score
     GET  /metrics                           Prometheus text counters
     GET|DELETE /_osrerank/received          texts received (only with record=True; for tests)
 
-One error body everywhere: ``{"error": str, "error_type": str}``; its status comes from ``STATUS``.
+Every route but /ping, /health and /metrics needs a SigV4 signature or the bearer token unless the
+server runs open (see auth.py). One error body everywhere: ``{"error": str, "error_type": str}``; its
+status comes from ``STATUS``.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..model import Activation, PairScorer, activate
+from .auth import Auth, AuthMiddleware
 from .batcher import DynamicBatcher
-from .sigv4 import SigV4Middleware, SigV4Verifier
 
 __all__ = ["STATUS", "ServerError", "create_app"]
 
@@ -123,7 +125,11 @@ class StandIn:
         self.batcher = DynamicBatcher(scorer, max_pairs=max_pairs, max_wait_s=max_wait_s)
         self.received: deque[dict[str, Any]] | None = deque(maxlen=2000) if record else None
         self.http_requests: dict[tuple[str, int], int] = {}
+        self.rejected: dict[str, int] = {}
         self.latency_sum = 0.0
+
+    def count_rejection(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
     async def _score(
         self, route: str, pairs: Sequence[tuple[str, str]], truncation: bool, activation: Activation
@@ -193,6 +199,7 @@ class StandIn:
             f'osrerank_http_requests_total{{route="{r}",status="{c}"}} {n}'
             for (r, c), n in sorted(self.http_requests.items())
         ]
+        lines += [f'osrerank_rejected_total{{reason="{r}"}} {n}' for r, n in sorted(self.rejected.items())]
         return PlainTextResponse("\n".join(lines) + "\n")
 
     async def received_texts(self, request: Request) -> Response:
@@ -207,12 +214,13 @@ def create_app(
     scorer: PairScorer,
     *,
     activation: Activation = "sigmoid",
-    verifier: SigV4Verifier | None = None,
+    auth: Auth | None = None,
     record: bool = False,
     max_pairs: int = 256,
     max_wait_s: float = 0.005,
 ) -> Any:
-    """Build the ASGI app. With ``verifier`` set, /endpoints/* requires a valid SigV4 signature."""
+    """Build the ASGI app. With ``auth`` enabled, every route but /ping, /health and /metrics needs a valid
+    SigV4 signature or the bearer token."""
     standin = StandIn(scorer, activation, record, max_pairs, max_wait_s)
 
     def handle(name: str, fn: Any) -> Any:
@@ -253,6 +261,6 @@ def create_app(
     ]
     app: Any = Starlette(routes=routes, lifespan=lifespan)
     app.state.standin = standin
-    if verifier is not None:
-        app = SigV4Middleware(app, verifier, protected_prefixes=("/endpoints/", "/invocations"))
+    if auth is not None and auth.enabled:
+        app = AuthMiddleware(app, auth, max_body=MAX_BODY, on_reject=standin.count_rejection)
     return app

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..model import Activation, Kind, Precision, load_scorer
 from .app import create_app
+from .auth import Auth
 from .sigv4 import SigV4Verifier
 
-__all__ = ["ServeOptions", "build_app", "serve", "verifier_from_env"]
+__all__ = ["ServeOptions", "auth_from_env", "build_app", "serve"]
 
 
 @dataclass(frozen=True)
@@ -33,19 +34,24 @@ class ServeOptions:
     precision: Precision = "fp32"
 
 
-def verifier_from_env(region: str) -> SigV4Verifier:
-    """The key pair SigV4 requests must be signed with: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY."""
+def auth_from_env(region: str) -> Auth:
+    """What clients authenticate with: SigV4 with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, and/or
+    ``Authorization: Bearer $OSRERANK_BEARER_TOKEN``. At least one must be set."""
     key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if not key or not secret:
+    auth = Auth(
+        sigv4=SigV4Verifier(key, secret, region) if key and secret else None,
+        bearer_token=os.environ.get("OSRERANK_BEARER_TOKEN") or None,
+    )
+    if not auth.enabled:
         raise ConfigError(
-            "SigV4 verification needs the key pair clients sign with: set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY, or pass --no-auth to accept unsigned requests (local use only)"
+            "the stand-in authenticates every scoring request: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(SigV4) and/or OSRERANK_BEARER_TOKEN, or pass --no-auth to serve unauthenticated (local use only)"
         )
-    return SigV4Verifier(key, secret, region)
+    return auth
 
 
 def build_app(options: ServeOptions):  # type: ignore[no-untyped-def]
-    verifier = verifier_from_env(options.region) if options.auth else None
+    auth = auth_from_env(options.region) if options.auth else None
     scorer = load_scorer(
         options.model,
         kind=options.kind,
@@ -57,7 +63,7 @@ def build_app(options: ServeOptions):  # type: ignore[no-untyped-def]
     return create_app(
         scorer,
         activation=options.activation,
-        verifier=verifier,
+        auth=auth,
         record=options.record,
         max_pairs=options.max_batch_pairs,
         max_wait_s=options.max_wait_ms / 1000,

@@ -12,22 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-__all__ = ["SigV4Middleware", "SigV4Verifier", "SignatureError"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+__all__ = ["SigV4Verifier", "SignatureError"]
 
 AUTH_RE = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=(?P<cred>[^,\s]+),\s*SignedHeaders=(?P<signed>[^,\s]+),\s*"
@@ -49,6 +43,9 @@ class SigV4Verifier:
     region: str
     service: str = "sagemaker"
     max_skew_s: int = MAX_SKEW_S
+    #: ``X-Amz-Content-SHA256: UNSIGNED-PAYLOAD`` leaves the body out of the signature, so a captured
+    #: signature would carry any body for the whole skew window: refused unless explicitly allowed.
+    allow_unsigned_payload: bool = False
 
     def __repr__(self) -> str:  # never show the secret
         return f"SigV4Verifier(access_key={self.access_key!r}, region={self.region!r}, service={self.service!r})"
@@ -93,11 +90,12 @@ class SigV4Verifier:
         if missing:
             raise SignatureError(f"signed header(s) missing from the request: {', '.join(missing)}")
         claimed_hash = header_map.get("x-amz-content-sha256")
-        if (
-            claimed_hash
-            and claimed_hash != "UNSIGNED-PAYLOAD"
-            and not hmac.compare_digest(claimed_hash, hashlib.sha256(body).hexdigest())
-        ):
+        if claimed_hash == "UNSIGNED-PAYLOAD":
+            if not self.allow_unsigned_payload:
+                raise SignatureError(
+                    "X-Amz-Content-SHA256: UNSIGNED-PAYLOAD is refused: the signature must cover the body"
+                )
+        elif claimed_hash and not hmac.compare_digest(claimed_hash, hashlib.sha256(body).hexdigest()):
             raise SignatureError("X-Amz-Content-SHA256 does not match the request body")
         request = AWSRequest(method=method, url=url, data=body, headers={h: header_map[h] for h in signed})
         request.context["timestamp"] = amz_date
@@ -106,76 +104,3 @@ class SigV4Verifier:
         expected = signer.signature(signer.string_to_sign(request, canonical), request)
         if not hmac.compare_digest(expected, m["sig"]):
             raise SignatureError("signature does not match: wrong secret key, or the request was altered")
-
-
-class SigV4Middleware:
-    """Pure-ASGI middleware: verify SigV4 on paths under ``protected_prefixes``, 403 otherwise.
-
-    The body is read once to verify it, then replayed to the app unchanged.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        verifier: SigV4Verifier,
-        protected_prefixes: tuple[str, ...] = ("/endpoints/",),
-        max_body: int = 16 * 1024 * 1024,
-    ) -> None:
-        self.app, self.verifier, self.prefixes, self.max_body = app, verifier, protected_prefixes, max_body
-
-    async def __call__(
-        self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
-    ) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                await _json_reply(
-                    send, 413, {"error": f"request body larger than {self.max_body} bytes", "error_type": "too_large"}
-                )
-                return
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        host = dict(headers).get("host", "localhost")
-        raw_path = scope.get("raw_path") or scope["path"].encode()
-        query = scope.get("query_string", b"")
-        url = f"{scope.get('scheme', 'http')}://{host}{raw_path.decode('latin-1')}"
-        if query:
-            url += "?" + query.decode("latin-1")
-        try:
-            self.verifier.verify(scope["method"], url, headers, body)
-        except SignatureError as exc:
-            await _json_reply(send, 403, {"error": str(exc), "error_type": "authentication"})
-            return
-
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-async def _json_reply(send: Callable[[Message], Awaitable[None]], status: int, payload: dict) -> None:
-    data = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})

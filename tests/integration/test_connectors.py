@@ -43,7 +43,9 @@ TEMPLATES = {
 
 
 def make_model(cluster, settings, url, credentials=None):
-    credentials = credentials or Credentials(*local_credentials())
+    if credentials is None:
+        local = local_credentials()
+        credentials = Credentials(local.access_key, local.secret_key, bearer_token=local.bearer_token)
     connector = ensure_connector(cluster, render_connector(settings, url, credentials))
     group = ensure_model_group(cluster, f"{settings.name}-group")
     return ensure_model(cluster, f"{settings.name}-model", connector.id, group.id).id

@@ -15,7 +15,8 @@ from osrerank.config import Settings
 from osrerank.connector import Credentials, render_connector
 from osrerank.errors import OpenSearchError
 from osrerank.opensearch import connect
-from osrerank.server.sigv4 import SigV4Middleware, SigV4Verifier
+from osrerank.server.auth import Auth, AuthMiddleware
+from osrerank.server.sigv4 import SigV4Verifier
 
 from ..conftest import ServerThread
 
@@ -30,7 +31,8 @@ async def fake_opensearch(request: Request) -> JSONResponse:
 @pytest.fixture(scope="module")
 def signed_cluster():
     app = Starlette(routes=[Route("/{path:path}", fake_opensearch, methods=["GET", "POST", "PUT"])])
-    with ServerThread(SigV4Middleware(app, SigV4Verifier(KEY, SECRET, REGION, "es"), protected_prefixes=("/",))) as s:
+    auth = Auth(sigv4=SigV4Verifier(KEY, SECRET, REGION, "es"))
+    with ServerThread(AuthMiddleware(app, auth, public=frozenset())) as s:
         yield s
 
 

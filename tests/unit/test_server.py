@@ -14,11 +14,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from osrerank.server.app import create_app
+from osrerank.server.auth import Auth
 from osrerank.server.sigv4 import SigV4Verifier
 
 from ..conftest import ServerThread
 
-KEY, SECRET, REGION = "AKIATESTKEY", "test-secret-key", "us-west-2"
+KEY, SECRET, REGION, TOKEN = "AKIATESTKEY", "test-secret-key", "us-west-2", "test-bearer-token"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,8 @@ def open_server(scorer):
 
 @pytest.fixture(scope="module")
 def signed_server(scorer):
-    with ServerThread(create_app(scorer, verifier=SigV4Verifier(KEY, SECRET, REGION))) as server:
+    auth = Auth(sigv4=SigV4Verifier(KEY, SECRET, REGION), bearer_token=TOKEN)
+    with ServerThread(create_app(scorer, auth=auth)) as server:
         yield server
 
 
@@ -58,8 +60,37 @@ def test_reference_pairs_over_many_concurrent_requests_keep_their_order(open_ser
     for chunk, reply in zip(chunks, replies, strict=True):
         assert reply.status_code == 200
         np.testing.assert_allclose([r["score"] for r in reply.json()], [p["sigmoid"] for p in chunk], atol=1e-5)
-    metrics = requests.get(f"{open_server.url}/metrics", timeout=10).text
-    assert "osrerank_batch_pairs_max" in metrics
+
+
+def metric(server, name: str) -> float:
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
+
+
+def test_concurrent_requests_are_answered_from_one_batch(scorer, reference):
+    """Two requests that arrive within the batching wait are scored as one model batch."""
+    import threading
+
+    with ServerThread(create_app(scorer, max_wait_s=0.5)) as server:
+        invoke(server, [(reference[0]["query"], reference[0]["document"])])  # warm up
+        batches, requests_before = (
+            metric(server, "osrerank_batches_total"),
+            metric(server, "osrerank_scoring_requests_total"),
+        )
+        barrier = threading.Barrier(2)
+        chunks = [reference[0:3], reference[3:6]]
+
+        def send(chunk):
+            barrier.wait()
+            return invoke(server, [(p["query"], p["document"]) for p in chunk])
+
+        with ThreadPoolExecutor(2) as pool:
+            replies = list(pool.map(send, chunks))
+        for chunk, reply in zip(chunks, replies, strict=True):
+            np.testing.assert_allclose([r["score"] for r in reply.json()], [p["sigmoid"] for p in chunk], atol=1e-5)
+        assert metric(server, "osrerank_scoring_requests_total") == requests_before + 2
+        assert metric(server, "osrerank_batches_total") == batches + 1
+        assert metric(server, "osrerank_batch_pairs_max") == 6
 
 
 def test_raw_logits_with_function_to_apply_none(scorer, reference):
@@ -139,23 +170,30 @@ def signed(
     server,
     body: bytes,
     *,
+    key=KEY,
     secret=SECRET,
+    region=REGION,
+    service="sagemaker",
     when: datetime | None = None,
     tamper: bytes | None = None,
     token: str | None = None,
+    path: str = "/endpoints/my-endpoint/invocations",
+    headers: dict[str, str] | None = None,
 ):
-    url = f"{server.url}/endpoints/my-endpoint/invocations"
-    request = AWSRequest(method="POST", url=url, data=body, headers={"Content-Type": "application/json"})
+    url = f"{server.url}{path}"
+    request = AWSRequest(
+        method="POST", url=url, data=body, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    signer = SigV4Auth(Credentials(key, secret, token), service, region)
     if when is not None:
         request.context["timestamp"] = when.strftime("%Y%m%dT%H%M%SZ")
         request.headers["X-Amz-Date"] = request.context["timestamp"]
-        signer = SigV4Auth(Credentials(KEY, secret, token), "sagemaker", REGION)
         signer._modify_request_before_signing(request)
         canonical = signer.canonical_request(request)
         signature = signer.signature(signer.string_to_sign(request, canonical), request)
         signer._inject_signature_to_request(request, signature)
     else:
-        SigV4Auth(Credentials(KEY, secret, token), "sagemaker", REGION).add_auth(request)
+        signer.add_auth(request)
     return requests.post(url, data=tamper if tamper is not None else body, headers=dict(request.headers), timeout=30)
 
 
@@ -200,8 +238,63 @@ def test_container_path_is_protected_too(signed_server):
     assert requests.post(f"{signed_server.url}/invocations", data=BODY, timeout=30).status_code == 403
 
 
-def test_ping_stays_public(signed_server):
-    assert requests.get(f"{signed_server.url}/ping", timeout=5).status_code == 200
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"key": "AKIAOTHERKEY"}, "access key id is not known"),
+        ({"region": "us-east-1"}, "does not match this endpoint's us-west-2/sagemaker"),
+        ({"service": "es"}, "does not match this endpoint's us-west-2/sagemaker"),
+        ({"when": datetime.now(UTC) + timedelta(minutes=30)}, "expired"),
+    ],
+    ids=["wrong-key-id", "wrong-region", "wrong-service", "future-dated"],
+)
+def test_signature_for_another_key_scope_or_time_is_rejected(signed_server, change, reason):
+    reply = signed(signed_server, BODY, **change)
+    assert reply.status_code == 403 and reason in reply.json()["error"]
+
+
+def test_unsigned_payload_is_refused(signed_server):
+    """UNSIGNED-PAYLOAD leaves the body out of the signature: a captured request could carry any body."""
+    reply = signed(signed_server, BODY, headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    assert reply.status_code == 403 and "UNSIGNED-PAYLOAD" in reply.json()["error"]
+
+
+SCORING_ROUTES = {
+    "/endpoints/e/invocations": BODY,
+    "/invocations": BODY,
+    "/predictions/m": BODY,
+    "/rerank": json.dumps({"query": "q", "texts": ["a", "b"]}).encode(),
+}
+
+
+@pytest.mark.parametrize("path", sorted(SCORING_ROUTES))
+def test_every_scoring_route_needs_a_signature_or_the_token(signed_server, path):
+    url, body = f"{signed_server.url}{path}", SCORING_ROUTES[path]
+    assert requests.post(url, data=body, timeout=30).status_code == 403
+    wrong = requests.post(url, data=body, headers={"Authorization": "Bearer not-the-token"}, timeout=30)
+    assert wrong.status_code == 403 and "bearer token" in wrong.json()["error"]
+    right = requests.post(url, data=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    assert right.status_code == 200, right.text
+    assert signed(signed_server, body, path=path).status_code == 200
+
+
+def test_rejections_are_counted_on_metrics(signed_server):
+    def rejected() -> int:
+        text = requests.get(f"{signed_server.url}/metrics", timeout=10).text
+        line = next(
+            (x for x in text.splitlines() if x.startswith('osrerank_rejected_total{reason="authentication"}')), ""
+        )
+        return int(line.split()[-1]) if line else 0
+
+    before = rejected()
+    for _ in range(3):
+        requests.post(f"{signed_server.url}/rerank", json={"query": "q", "texts": ["a"]}, timeout=30)
+    assert rejected() == before + 3
+
+
+def test_ping_health_and_metrics_stay_public(signed_server):
+    for path in ("/ping", "/health", "/metrics"):
+        assert requests.get(f"{signed_server.url}{path}", timeout=5).status_code == 200
 
 
 def test_verifier_repr_hides_the_secret():

@@ -1,0 +1,136 @@
+"""Setup and teardown judged by the cluster itself, for each target that can run here.
+
+Every check asks OpenSearch directly (raw REST, see rest.py), never the kit's own labels: after setup
+each object exists; a second setup makes nothing new and returns the same ids; teardown leaves every
+model, chunk, group, connector, pipeline and kit-owned index answering 404 and the stand-in process
+gone; ``keep_index`` keeps exactly the index. (The SageMaker target's AWS side is checked against moto
+in tests/unit/test_sagemaker_deploy.py: no SageMaker endpoint can answer a real cluster here.)
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import pytest
+
+from osrerank.config import Settings
+from osrerank.demo import TUTORIAL_PASSAGES
+from osrerank.endpoint import LocalEndpoint
+from osrerank.index import create_index, load_documents
+from osrerank.reranker import Reranker
+
+from .rest import Rest, diff
+
+pytestmark = pytest.mark.integration
+
+
+def object_paths(new: dict[str, set[str]]) -> list[str]:
+    """The GET path of every object in a snapshot difference."""
+    prefix = {
+        "connectors": "/_plugins/_ml/connectors/",
+        "models": "/_plugins/_ml/models/",
+        "chunks": "/_plugins/_ml/models/",
+        "groups": "/_plugins/_ml/model_groups/",
+        "pipelines": "/_search/pipeline/",
+        "indices": "/",
+    }
+    return [prefix[kind] + name for kind, names in sorted(new.items()) for name in sorted(names)]
+
+
+def port_open(base_url: str) -> bool:
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    with socket.socket() as s:
+        s.settimeout(2)
+        return s.connect_ex((host, int(port))) == 0
+
+
+def load_tutorial(reranker: Reranker) -> None:
+    cluster = reranker.cluster()
+    create_index(cluster, reranker.settings.index, reranker.settings.document_fields, recreate=True)
+    load_documents(cluster, reranker.settings.index, [{"passage_text": p} for p in TUTORIAL_PASSAGES])
+
+
+def check_lifecycle(
+    reranker: Reranker, rest: Rest, expected_kinds: set[str], after_setup: Callable[[], None] = lambda: None
+) -> dict[str, set[str]]:
+    """Setup twice, then teardown keeping the index, then teardown; returns what setup created."""
+    s = reranker.settings
+    before = rest.snapshot()
+    first = reranker.setup()
+    after_setup()
+    load_tutorial(reranker)
+    created = diff(rest.snapshot(), before)
+    assert set(created) == expected_kinds, created
+    assert created["pipelines"] == {s.pipeline} and created["indices"] == {s.index}
+    assert created["models"] == {first.model_id} and created["groups"] == {first.steps["model group"].id}
+    for path in object_paths(created):
+        assert rest.status(path) == 200, f"{path} does not exist after setup"
+    model = rest.request("GET", f"/_plugins/_ml/models/{first.model_id}")
+    assert model["model_state"] == "DEPLOYED"
+    tasks = rest.model_tasks(first.model_id)
+    assert [t["state"] for t in tasks if t["task_type"] == "DEPLOY_MODEL"] == ["COMPLETED"], tasks
+
+    second = reranker.setup()
+    assert diff(rest.snapshot(), before) == created, "the second setup changed what exists"
+    assert {k: f.id for k, f in second.steps.items()} == {k: f.id for k, f in first.steps.items()}
+
+    reranker.teardown(keep_index=True)
+    assert diff(rest.snapshot(), before) == {"indices": {s.index}}, "keep_index must keep exactly the index"
+    reranker.teardown()
+    assert diff(rest.snapshot(), before) == {}
+    for path in object_paths(created):
+        assert rest.status(path) == 404, f"{path} is still there after teardown"
+    return created
+
+
+def test_stand_in_target(local_cluster, test_model_dir):
+    rest = Rest(local_cluster.url)
+    reranker = Reranker(
+        Settings(
+            opensearch_url=local_cluster.url,
+            model=str(test_model_dir),
+            name="life",
+            pipeline="life-rerank",
+            index="life-docs",
+            timeout_s=10,
+        )
+    )
+    endpoint = LocalEndpoint("life")
+    started = []
+
+    def stand_in_runs() -> None:
+        info = endpoint.info()
+        assert info is not None and port_open(info.base_url)
+        started.append(info.base_url)
+
+    try:
+        kinds = {"connectors", "models", "groups", "pipelines", "indices"}
+        created = check_lifecycle(reranker, rest, kinds, after_setup=stand_in_runs)
+        assert len(created["connectors"]) == 1
+        assert not port_open(started[0]), "the stand-in still answers after teardown"
+        assert endpoint.info() is None
+    finally:
+        reranker.teardown()
+
+
+def test_in_cluster_target(os_client, local_cluster, test_model_dir):
+    if os_client.version < (3, 0, 0):
+        pytest.skip("2.19 cannot deploy in-cluster offline (test_in_cluster checks its error)")
+    rest = Rest(local_cluster.url)
+    reranker = Reranker(
+        Settings(
+            opensearch_url=local_cluster.url,
+            model=str(test_model_dir),
+            target="opensearch",
+            name="lifein",
+            pipeline="lifein-rerank",
+            index="lifein-docs",
+        )
+    )
+    try:
+        created = check_lifecycle(reranker, rest, {"models", "chunks", "groups", "pipelines", "indices"})
+        (model_id,) = created["models"]
+        assert created["chunks"] and all(c.startswith(f"{model_id}_") for c in created["chunks"])
+    finally:
+        reranker.teardown()
