@@ -71,7 +71,7 @@ def scorer(test_model_dir: Path) -> Any:
 
 
 @pytest.fixture(scope="session")
-def local_cluster() -> Iterator[Any]:
+def local_cluster(record_testsuite_property: Any) -> Iterator[Any]:
     """The real OpenSearch node for the integration suite (version: OSRERANK_OPENSEARCH_VERSION).
 
     With OSRERANK_CLUSTER=testcontainers (and a Docker engine) it is a container instead; see
@@ -82,13 +82,16 @@ def local_cluster() -> Iterator[Any]:
 
     if cluster_kind() == "testcontainers":
         container = ContainerCluster()
-        yield container.up()
+        info = container.up()
+        record_testsuite_property("opensearch_version", info.version)
+        yield info
         container.down()
         return
 
     cluster = LocalCluster(progress=lambda m: print(f"[cluster] {m}", flush=True))
     was_running = cluster.running_url() is not None
     info = cluster.up()
+    record_testsuite_property("opensearch_version", info.version)  # .ci/check_results.py checks the line
     yield info
     if not was_running:
         cluster.down()
@@ -120,3 +123,23 @@ def _records(base_url: str) -> bool:
     import requests
 
     return requests.get(f"{base_url}/_osrerank/received", timeout=5).status_code == 200
+
+
+@pytest.fixture
+def node_log(local_cluster: Any) -> Any:
+    """What the local node logs during one test: each log file is read from its size at the test's start,
+    so a line an earlier test (or an earlier run on a reused node) wrote cannot satisfy a check."""
+    from osrerank.cluster import LocalCluster
+
+    logs = LocalCluster().run_dir / "logs"
+    start = {p: p.stat().st_size for p in logs.glob("*.log")}
+
+    def read() -> str:
+        text = []
+        for path in sorted(logs.glob("*.log")):
+            with path.open("rb") as f:
+                f.seek(start.get(path, 0))
+                text.append(f.read().decode("utf-8", errors="replace"))
+        return "".join(text)
+
+    return read

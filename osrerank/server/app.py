@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..model import Activation, PairScorer, activate
-from .auth import Auth, AuthMiddleware
+from .auth import PUBLIC_PATHS, Auth, AuthMiddleware
 from .batcher import DynamicBatcher
 
 __all__ = ["STATUS", "ServerError", "create_app"]
@@ -262,5 +262,6 @@ def create_app(
     app: Any = Starlette(routes=routes, lifespan=lifespan)
     app.state.standin = standin
     if auth is not None and auth.enabled:
-        app = AuthMiddleware(app, auth, max_body=MAX_BODY, on_reject=standin.count_rejection)
+        public = PUBLIC_PATHS | ({"/_osrerank/received"} if record else set())  # recording is for tests only
+        app = AuthMiddleware(app, auth, public=public, max_body=MAX_BODY, on_reject=standin.count_rejection)
     return app

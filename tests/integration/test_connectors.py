@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import requests
 
-from osrerank.cluster import LocalCluster
 from osrerank.config import Settings
 from osrerank.connector import Credentials, delete_connector, ensure_connector, find_connectors, render_connector
 from osrerank.endpoint import local_credentials
@@ -59,45 +58,78 @@ def cleanup(cluster, settings, model_id):
         _delete_group(cluster, group["id"])
 
 
-@pytest.fixture(params=sorted(TEMPLATES))
-def template_model(request, os_client, standin, test_model_dir):
-    template = request.param
-    settings = Settings(name=f"t-{template}", template=template, model=str(test_model_dir))
-    model_id = make_model(os_client, settings, TEMPLATES[template](standin.cluster_base_url, settings.name))
-    yield template, settings, model_id
+@pytest.fixture(scope="session")
+def raw_standin(test_model_dir):
+    """A second stand-in that answers raw logits: the TorchServe API has no way to ask for them."""
+    from osrerank.endpoint import LocalEndpoint
+
+    endpoint = LocalEndpoint("osrerank-test-raw")
+    info, _ = endpoint.start(str(test_model_dir), activation="none", record=True)
+    yield info
+    endpoint.stop()
+
+
+@pytest.fixture(params=[(t, a) for a in ("sigmoid", "none") for t in sorted(TEMPLATES)], ids="-".join)
+def template_model(request, os_client, standin, raw_standin, test_model_dir):
+    """A model registered on each template, scoring sigmoids or raw logits."""
+    template, activation = request.param
+    server = raw_standin if (template, activation) == ("torchserve-pairs", "none") else standin
+    settings = Settings(
+        name=f"t-{template}-{activation}", template=template, model=str(test_model_dir), activation=activation
+    )
+    model_id = make_model(os_client, settings, TEMPLATES[template](server.cluster_base_url, settings.name))
+    yield server, settings, model_id
     cleanup(os_client, settings, model_id)
 
 
-def received(standin):
-    return requests.get(f"{standin.base_url}/_osrerank/received", timeout=10).json()
+def received(server):
+    return requests.get(f"{server.base_url}/_osrerank/received", timeout=10).json()
 
 
-def test_nasty_texts_arrive_byte_for_byte_and_score_exactly(template_model, os_client, standin, scorer, reference):
-    _template, _settings, model_id = template_model
+class Expected:
+    """What each score must be. Pairs in the PyTorch reference are held to it, as logits within 1e-4 when
+    the model returns logits (sigmoids near 1 would hide logit errors) or sigmoids within 1e-5. Our own
+    extra strings have no PyTorch score: for them the kit's ONNX scorer is the reference, which proves
+    transport (texts and order intact), not the model."""
+
+    def __init__(self, reference, scorer, activation):
+        self.key = "logit" if activation == "none" else "sigmoid"
+        self.tolerance = 1e-4 if activation == "none" else 1e-5
+        self.pytorch = {(p["query"], p["document"]): p[self.key] for p in reference}
+        self.scorer, self.activation = scorer, activation
+
+    def __call__(self, pairs):
+        from osrerank.model import activate
+
+        onnx = activate(self.scorer.score(pairs).values, self.activation)
+        return np.array([self.pytorch.get(pair, onnx[i]) for i, pair in enumerate(pairs)])
+
+    def check(self, got, pairs):
+        np.testing.assert_allclose(got, self(pairs), atol=self.tolerance, rtol=0)
+
+
+def test_nasty_texts_arrive_byte_for_byte_and_score_exactly(template_model, os_client, scorer, reference):
+    server, settings, model_id = template_model
     query = reference[0]["query"]
     docs = [p["document"] for p in reference if p["query"] == query] + EXTRA_NASTY
-    requests.delete(f"{standin.base_url}/_osrerank/received", timeout=10)
+    requests.delete(f"{server.base_url}/_osrerank/received", timeout=10)
     scores = predict(os_client, model_id, query, docs)
-    got = received(standin)[-1]["pairs"]
+    got = received(server)[-1]["pairs"]
     assert [q for q, _ in got] == [query] * len(docs)
     assert [d for _, d in got] == docs  # exactly what the user wrote, in order
-    np.testing.assert_allclose(scores, scorer.predict([(query, d) for d in docs]), atol=1e-5)
-    ref = {p["document"]: p["sigmoid"] for p in reference if p["query"] == query}
-    np.testing.assert_allclose(scores[: len(ref)], [ref[d] for d in docs[: len(ref)]], atol=1e-5)
+    Expected(reference, scorer, settings.activation).check(scores, [(query, d) for d in docs])
 
 
-def test_nasty_texts_as_query(template_model, os_client, standin, scorer, reference):
-    _, _, model_id = template_model
-    for pair in [p for p in reference if p["query"] != reference[0]["query"]] + [
-        {"query": q, "document": reference[3]["document"], "sigmoid": None} for q in EXTRA_NASTY
-    ]:
-        requests.delete(f"{standin.base_url}/_osrerank/received", timeout=10)
-        score = predict(os_client, model_id, pair["query"], [pair["document"]])[0]
-        assert received(standin)[-1]["pairs"] == [[pair["query"], pair["document"]]]
-        expected = (
-            pair["sigmoid"] if pair["sigmoid"] is not None else scorer.predict([(pair["query"], pair["document"])])[0]
-        )
-        assert score == pytest.approx(expected, abs=1e-5)
+def test_nasty_texts_as_query(template_model, os_client, scorer, reference):
+    server, settings, model_id = template_model
+    pairs = [(p["query"], p["document"]) for p in reference if p["query"] != reference[0]["query"]]
+    pairs += [(q, reference[3]["document"]) for q in EXTRA_NASTY]
+    got = []
+    for query, document in pairs:
+        requests.delete(f"{server.base_url}/_osrerank/received", timeout=10)
+        got += predict(os_client, model_id, query, [document])
+        assert received(server)[-1]["pairs"] == [[query, document]]
+    Expected(reference, scorer, settings.activation).check(got, pairs)
 
 
 def test_rerank_pipeline_orders_an_index_of_nasty_strings(template_model, os_client, scorer, reference):
@@ -123,49 +155,99 @@ def test_rerank_pipeline_orders_an_index_of_nasty_strings(template_model, os_cli
             params={"search_pipeline": pipe},
         )
         hits = reply["hits"]["hits"]
-        expected = scorer.predict([(query, d) for d in docs])
-        assert [h["_id"] for h in hits] == [str(i) for i in np.argsort(-expected, kind="stable")]
-        np.testing.assert_allclose([h["_score"] for h in hits], np.sort(expected)[::-1], atol=1e-5)
+        expected = Expected(reference, scorer, settings.activation)
+        want = expected([(query, d) for d in docs])
+        assert [h["_id"] for h in hits] == [str(i) for i in np.argsort(-want, kind="stable")]
+        np.testing.assert_allclose([h["_score"] for h in hits], np.sort(want)[::-1], atol=expected.tolerance, rtol=0)
     finally:
         delete_pipeline(os_client, pipe)
         delete_index(os_client, index)
 
 
-def test_reply_with_wrong_number_of_scores_fails_loudly(os_client, test_model_dir):
+ONE_SCORE_REPLIES = {
+    "sagemaker-hf-text-classification": [{"label": "LABEL_0", "score": 0.5}],
+    "torchserve-pairs": [0.5],
+    "tei-rerank": [{"index": 0, "score": 0.5}],
+}
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_reply_with_wrong_number_of_scores_fails_loudly(template, os_client, test_model_dir, node_log):
     """A model endpoint that drops a score must not silently rerank with misaligned scores."""
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
     async def one_score(request):
-        return JSONResponse([0.5])
+        return JSONResponse(ONE_SCORE_REPLIES[template])
 
-    app = Starlette(routes=[Route("/predictions/{m}", one_score, methods=["POST"])])
-    settings = Settings(name="t-wrong-count", template="torchserve-pairs", model=str(test_model_dir))
+    app = Starlette(routes=[Route("/{path:path}", one_score, methods=["POST"])])
+    settings = Settings(name=f"t-wrong-count-{template}", template=template, model=str(test_model_dir))
     with ServerThread(app) as server:
-        model_id = make_model(os_client, settings, f"{server.url}/predictions/x", Credentials())
+        credentials = Credentials(access_key="AK", secret_key="SK")  # this server checks nothing
+        model_id = make_model(os_client, settings, TEMPLATES[template](server.url, settings.name), credentials)
         try:
             with pytest.raises(OpenSearchError) as err:
                 predict(os_client, model_id, "q", ["a", "b", "c"])
             # ml-commons answers with a generic 500; the script's reason is in the node log
             assert err.value.status == 500
-            logs = LocalCluster().run_dir / "logs"
-            text = "".join(p.read_text(errors="replace") for p in logs.glob("*.log"))
-            assert "osrerank: the model returned 1 scores for 3 documents" in text
+            assert "osrerank: the model returned 1 scores for 3 documents" in node_log()
         finally:
             cleanup(os_client, settings, model_id)
 
 
-@pytest.mark.parametrize("template", ["sagemaker-hf-text-classification", "tei-rerank"])
-def test_raw_logit_passthrough(template, os_client, standin, test_model_dir, reference):
-    """activation none: the connector asks the API for raw scores (function_to_apply / raw_scores),
-    while the endpoint itself keeps its sigmoid default."""
-    settings = Settings(name=f"t-raw-{template}", template=template, model=str(test_model_dir), activation="none")
-    model_id = make_model(os_client, settings, TEMPLATES[template](standin.cluster_base_url, settings.name))
-    try:
-        query = reference[0]["query"]
-        rows = [p for p in reference if p["query"] == query]
-        scores = predict(os_client, model_id, query, [p["document"] for p in rows])
-        np.testing.assert_allclose(scores, [p["logit"] for p in rows], atol=1e-4)
-    finally:
-        cleanup(os_client, settings, model_id)
+# ------------------------------------------------------------------ what the rerank processor reads
+def search_scores(os_client, index, pipeline, query, **extra):
+    body = {"query": {"match_all": {}}, "size": 10, "ext": {"rerank": {"query_context": {"query_text": query}}}}
+    reply = os_client.call("POST", f"/{index}/_search", {**body, **extra}, params={"search_pipeline": pipeline})
+    return {h["_id"]: h["_score"] for h in reply["hits"]["hits"]}
+
+
+@pytest.fixture
+def rerank_index(os_client, standin, test_model_dir):
+    """An index with the reference documents under a dotted path and at the top level, and a model."""
+    settings = Settings(name="t-fields", model=str(test_model_dir))
+    model_id = make_model(os_client, settings, TEMPLATES[settings.connector_template](standin.cluster_base_url, "t"))
+    index = "t-fields-docs"
+    create_index(os_client, index, ["text", "doc.body"], recreate=True)
+    yield settings, model_id, index
+    delete_index(os_client, index)
+    for pipe in ("t-fields-top", "t-fields-dotted"):
+        delete_pipeline(os_client, pipe)
+    cleanup(os_client, settings, model_id)
+
+
+def test_dotted_document_fields_from_3_6_and_empty_text_before(rerank_index, os_client, reference):
+    """neural-search resolves dotted document_fields only from 3.6; 2.19 reranks on empty text, silently."""
+    settings, model_id, index = rerank_index
+    query = reference[0]["query"]
+    rows = [p for p in reference if p["query"] == query][:4]
+    load_documents(os_client, index, [{"_id": str(i), "doc": {"body": p["document"]}} for i, p in enumerate(rows)])
+    pipe = "t-fields-dotted"
+    ensure_pipeline(
+        os_client, pipe, render_pipeline(settings.model_copy(update={"document_fields": ("doc.body",)}), model_id)
+    )
+    scores = search_scores(os_client, index, pipe, query)
+    empty = next(p["sigmoid"] for p in reference if p["query"] == query and p["document"] == "")
+    if os_client.version >= (3, 6, 0):
+        expected = {str(i): p["sigmoid"] for i, p in enumerate(rows)}
+    else:
+        expected = {str(i): empty for i in range(len(rows))}
+    assert scores == pytest.approx(expected, abs=1e-5)
+
+
+def test_source_false_reranks_empty_text(rerank_index, os_client, reference):
+    """The processor reads document_fields from _source: without it every document is the empty string."""
+    settings, model_id, index = rerank_index
+    query = reference[0]["query"]
+    rows = [p for p in reference if p["query"] == query][:4]
+    load_documents(os_client, index, [{"_id": str(i), "text": p["document"]} for i, p in enumerate(rows)])
+    pipe = "t-fields-top"
+    ensure_pipeline(
+        os_client, pipe, render_pipeline(settings.model_copy(update={"document_fields": ("text",)}), model_id)
+    )
+    with_source = search_scores(os_client, index, pipe, query)
+    assert with_source == pytest.approx({str(i): p["sigmoid"] for i, p in enumerate(rows)}, abs=1e-5)
+    empty = next(p["sigmoid"] for p in reference if p["query"] == query and p["document"] == "")
+    without = search_scores(os_client, index, pipe, query, _source=False)
+    assert without == pytest.approx(dict.fromkeys(with_source, empty), abs=1e-5)

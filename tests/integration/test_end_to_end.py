@@ -19,6 +19,8 @@ from osrerank.index import create_index, load_documents
 from osrerank.register import predict
 from osrerank.reranker import Reranker
 
+from .rest import Rest, diff
+
 pytestmark = pytest.mark.integration
 
 
@@ -37,24 +39,6 @@ def e2e(local_cluster, test_model_dir):
     reranker.teardown()
 
 
-def counts(cluster):
-    def n(path, query=None):
-        try:
-            return cluster.call("POST", path, {"query": query or {"match_all": {}}, "size": 0})["hits"]["total"][
-                "value"
-            ]
-        except OpenSearchError:
-            return 0
-
-    pipelines = cluster.call("GET", "/_search/pipeline") if cluster.exists("/_search/pipeline") else {}
-    return (
-        n("/_plugins/_ml/connectors/_search"),
-        n("/_plugins/_ml/models/_search"),
-        n("/_plugins/_ml/model_groups/_search"),
-        len(pipelines),
-    )
-
-
 def test_tutorial_flow_matches_pytorch_reference(e2e, reference):
     e2e.setup()
     cluster = e2e.cluster()
@@ -70,20 +54,16 @@ def test_tutorial_flow_matches_pytorch_reference(e2e, reference):
     np.testing.assert_allclose([h.score for h in hits], [docs[i]["sigmoid"] for i in expected], atol=1e-5)
 
 
-def test_setup_twice_creates_nothing_new_and_teardown_removes_it_all(e2e):
-    cluster = e2e.cluster()
-    before = counts(cluster)
-    first = e2e.setup()
-    after_first = counts(cluster)
-    second = e2e.setup()
-    assert counts(cluster) == after_first
-    assert {s: f.action for s, f in second.steps.items()} == dict.fromkeys(second.steps, "reused")
-    assert second.model_id == first.model_id
+def test_teardown_dry_run_lists_exactly_what_teardown_removes(e2e, local_cluster):
+    rest = Rest(local_cluster.url)
+    before = rest.snapshot()
+    e2e.setup()
+    created = diff(rest.snapshot(), before)
     plan = e2e.teardown(dry_run=True)
-    assert counts(cluster) == after_first  # a dry run deletes nothing
+    assert diff(rest.snapshot(), before) == created  # a dry run deletes nothing
     assert any(p.startswith("connector ") for p in plan) and "pipeline e2e-rerank" in plan
     assert e2e.teardown() == plan  # and lists exactly what the real teardown removes
-    assert counts(cluster) == before
+    assert rest.snapshot() == before
 
 
 def test_window_larger_than_page_and_min_score(e2e, scorer):
