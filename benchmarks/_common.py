@@ -13,10 +13,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from osrerank.config import Settings
-from osrerank.endpoint import LocalEndpoint, local_credentials
-from osrerank.eval import RERANK_FIELD, ensure_corpus, ensure_eval_pipeline, eval_pipeline_name, load_queries
+from osrerank.eval import RERANK_FIELD, ensure_corpus, ensure_eval_pipeline, load_queries
 from osrerank.opensearch import Cluster
 from osrerank.reranker import Reranker
+from osrerank.search import search_body
+from osrerank.targets.local_secrets import local_secrets
+from osrerank.targets.standin import StandIn
 
 SCIFACT = Path(os.environ.get("OSRERANK_SCIFACT", Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"))
 DEFAULT_MODEL = os.environ.get(
@@ -27,10 +29,10 @@ INDEX = f"{NAME}-eval-scifact"  # one copy of the corpus, shared by both targets
 
 
 def name_for(target: str) -> str:
-    return NAME if target == "local" else f"{NAME}-{target}"
+    return NAME if target == "standin" else f"{NAME}-{target}"
 
 
-def prepare(model: str, kind: str = "cross-encoder", target: str = "local") -> tuple[Reranker, Cluster, list[str]]:
+def prepare(model: str, kind: str = "cross-encoder", target: str = "standin") -> tuple[Reranker, Cluster, list[str]]:
     """Set up (idempotent) and index SciFact once; returns the reranker, cluster and the test queries."""
     name = name_for(target)
     settings = Settings(model=model, kind=kind, target=target, name=name, pipeline=f"{name}-rerank", timeout_s=60)
@@ -44,24 +46,22 @@ def prepare(model: str, kind: str = "cross-encoder", target: str = "local") -> t
     return reranker, cluster, [queries[q] for q in dict.fromkeys(judged)]
 
 
-def search(cluster: Cluster, query: str, k: int, rerank: bool, target: str = "local") -> dict[str, Any]:
-    body: dict[str, Any] = {"query": {"match": {RERANK_FIELD: query}}, "size": k, "_source": [RERANK_FIELD]}
-    params = {}
-    if rerank:
-        body["ext"] = {"rerank": {"query_context": {"query_text": query}}}
-        params = {"search_pipeline": eval_pipeline_name(name_for(target))}
+def search(cluster: Cluster, query: str, k: int, rerank: bool, target: str = "standin") -> dict[str, Any]:
+    body = search_body(query, (RERANK_FIELD,), k, rerank=rerank, source=[RERANK_FIELD])
+    params = {"search_pipeline": Settings(name=name_for(target)).eval_pipeline} if rerank else {}
     return cluster.call("POST", f"/{INDEX}/_search", body, params=params, timeout=120)
 
 
 def direct_model_call(query: str, docs: list[str], session: requests.Session) -> list[float]:
     """The stand-in's SageMaker route, signed like ml-commons signs it: the model-only cost."""
-    info = LocalEndpoint(NAME).info()
+    info = StandIn(NAME).info()
     assert info is not None, "the bench endpoint is not running"
-    url = info.invocation_url(NAME)
+    url = info.url_for("sagemaker-hf-text-classification", NAME)
     body = json.dumps({"inputs": [{"text": query, "text_pair": d} for d in docs], "parameters": {"truncation": True}})
     request = AWSRequest("POST", url, data=body.encode(), headers={"Content-Type": "application/json"})
-    local = local_credentials()
-    SigV4Auth(Credentials(local.access_key, local.secret_key), "sagemaker", info.region).add_auth(request)
+    local = local_secrets()
+    region = info.serve_options.signing_region
+    SigV4Auth(Credentials(local.access_key, local.secret_key), "sagemaker", region).add_auth(request)
     reply = session.post(url, data=body.encode(), headers=dict(request.headers), timeout=120)
     reply.raise_for_status()
     return [r["score"] for r in reply.json()]

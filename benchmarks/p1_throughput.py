@@ -30,8 +30,9 @@ import numpy as np
 import requests
 
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
-from osrerank.endpoint import LocalEndpoint
-from osrerank.model import load_scorer
+from osrerank.model import ScorerOptions, load_scorer
+from osrerank.server.run import ServeOptions
+from osrerank.targets.standin import StandIn
 
 QUERIES = [
     TUTORIAL_QUERY,
@@ -151,8 +152,8 @@ def main() -> int:
         int8_logit_max_abs_diff=int8_diff,
     )
 
-    endpoint = LocalEndpoint("osrerank-bench")
-    info, _ = endpoint.start(str(args.model), auth=False)
+    endpoint = StandIn("osrerank-bench")
+    info, _ = endpoint.start(ServeOptions(ScorerOptions(model=str(args.model)), port=0, auth=False))
     try:
         url = f"{info.base_url}/invocations"
         figures["http_1_client_pairs_per_s"] = http_rate(url, pairs, args.batch_size, 1)

@@ -3,10 +3,10 @@
 For top-10/50/100 windows over SciFact test queries, per query: ``_search`` through the rerank pipeline,
 BM25 alone (same request, no pipeline), and, for the stand-in, the direct model call for the same
 pairs. Overhead = pipeline - BM25 - model: the cost of ml-commons, the connector and the processor.
-With ``--targets local,opensearch`` the in-cluster model (issue 9) runs in the same run for comparison:
+With ``--targets standin,opensearch`` the in-cluster model (issue 9) runs in the same run for comparison:
 there the model cannot be called apart from the node, so its line shows pipeline - BM25.
 
-    python benchmarks/p2_rerank_overhead.py [--model DIR] [--queries 30] [--targets local,opensearch]
+    python benchmarks/p2_rerank_overhead.py [--model DIR] [--queries 30] [--targets standin,opensearch]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("--kind", default="cross-encoder")
     parser.add_argument("--queries", type=int, default=30)
     parser.add_argument("--windows", default="10,50,100")
-    parser.add_argument("--targets", default="local", help="local and/or opensearch, comma-separated")
+    parser.add_argument("--targets", default="standin", help="standin and/or opensearch, comma-separated")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -47,7 +47,7 @@ def main() -> int:
         for k in (int(w) for w in args.windows.split(",")):
             search(cluster, queries[0], k, True, target)  # warm-up
             rows: dict[str, list[float]] = {"pipeline": [], "bm25": [], "rerank": []}
-            if target == "local":
+            if target == "standin":
                 rows.update(model=[], overhead=[])
             for query in queries:
                 t_bm25, plain = timed(search, cluster, query, k, False, target)
@@ -55,7 +55,7 @@ def main() -> int:
                 rows["pipeline"].append(t_pipe)
                 rows["bm25"].append(t_bm25)
                 rows["rerank"].append(t_pipe - t_bm25)
-                if target == "local":
+                if target == "standin":
                     docs = [h["_source"][RERANK_FIELD] for h in plain["hits"]["hits"]]
                     t_model, _ = timed(direct_model_call, query, docs, session)
                     rows["model"].append(t_model)
@@ -70,7 +70,7 @@ def main() -> int:
                 f"{target:<10} top-{k:<3} pipeline p50 {f['pipeline_p50']:7.1f} ms p95 {f['pipeline_p95']:7.1f} | "
                 f"bm25 p50 {f['bm25_p50']:5.1f} | rerank (pipeline-bm25) p50 {f['rerank_p50']:7.1f}"
             )
-            if target == "local":
+            if target == "standin":
                 line += f" | model p50 {f['model_p50']:7.1f}"
                 line += f" | overhead p50 {f['overhead_p50']:6.1f} p95 {f['overhead_p95']:6.1f}"
             print(line)

@@ -1,4 +1,4 @@
-"""``python -m osrerank`` runs the CLI (used to start the stand-in in the background)."""
+"""``python -m osrerank`` runs the CLI."""
 
 from .cli import main
 

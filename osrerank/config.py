@@ -5,6 +5,9 @@ Precedence, highest first, in :meth:`Settings.resolve`:
     2. environment variables ``OSRERANK_<FIELD>`` (e.g. ``OSRERANK_INDEX``)
     3. a TOML file (``--config``, or ``$OSRERANK_CONFIG``), flat keys named like the fields
     4. the defaults below
+
+Each field carries what the CLI needs to offer it as a flag (its group and, where it is not the field
+name, its flag), so flags and their help are never written twice.
 """
 
 from __future__ import annotations
@@ -19,10 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL", "Settings"]
+__all__ = ["DEFAULT_MODEL", "ENV_PREFIX", "Settings", "flag_of"]
 
 DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 ENV_PREFIX = "OSRERANK_"
+
+
+def _cli(group: str, flag: str | None = None) -> dict[str, Any]:
+    """Field metadata for the CLI: the group of commands that offer it, and its flag when not --field-name."""
+    return {"group": group, **({"flag": flag} if flag else {})}
 
 
 class Settings(BaseModel):
@@ -31,48 +39,107 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # --- cluster
-    opensearch_url: str | None = Field(None, description="Cluster URL; unset means the local cluster osrerank starts.")
-    opensearch_user: str | None = None
-    opensearch_password: SecretStr | None = None
-    verify_certs: bool = True
-    aws_region: str | None = Field(None, description="Sign cluster requests with SigV4 (Amazon OpenSearch Service).")
-    aws_profile: str | None = None
-    opensearch_version: str | None = Field(None, description="Version of the local cluster (default 3.6.0).")
+    opensearch_url: str | None = Field(
+        None, description="Cluster URL [default: the local cluster osrerank starts].", json_schema_extra=_cli("cluster")
+    )
+    opensearch_user: str | None = Field(
+        None, description="Basic-auth user (password: OSRERANK_OPENSEARCH_PASSWORD).", json_schema_extra=_cli("cluster")
+    )
+    opensearch_password: SecretStr | None = Field(None, description="Basic-auth password (variable or config only).")
+    verify_certs: bool = Field(
+        True, description="Verify the cluster's TLS certificate.", json_schema_extra=_cli("cluster")
+    )
+    aws_region: str | None = Field(
+        None,
+        description="Sign cluster requests with SigV4 (Amazon OpenSearch Service).",
+        json_schema_extra=_cli("cluster"),
+    )
+    aws_profile: str | None = Field(
+        None, description="AWS profile for --aws-region.", json_schema_extra=_cli("cluster")
+    )
+    opensearch_version: str | None = Field(
+        None, description="Version of the local cluster [default: 3.6.0].", json_schema_extra=_cli("cluster")
+    )
 
     # --- model and endpoint
-    target: Literal["local", "sagemaker", "opensearch"] = "local"
-    model: str = DEFAULT_MODEL
-    kind: Literal["cross-encoder", "bi-encoder"] = "cross-encoder"
-    activation: Literal["sigmoid", "none"] = "sigmoid"
-    endpoint_url: str | None = Field(None, description="Use this model endpoint instead of deploying one.")
-    endpoint_port: int | None = None
-    region: str = "us-east-1"
+    target: str = Field(
+        "standin", description="Where the model runs (see `osrerank targets`).", json_schema_extra=_cli("model")
+    )
+    model: str = Field(
+        DEFAULT_MODEL, description="Model folder or Hugging Face Hub id.", json_schema_extra=_cli("model")
+    )
+    kind: Literal["cross-encoder", "bi-encoder"] = Field(
+        "cross-encoder", description="bi-encoder: cosine of mean-pooled embeddings.", json_schema_extra=_cli("model")
+    )
+    activation: Literal["sigmoid", "none"] = Field(
+        "sigmoid",
+        description="Score activation: sigmoid (the tutorial's) or none (raw logits).",
+        json_schema_extra=_cli("model"),
+    )
+    endpoint_url: str | None = Field(
+        None, description="Use this model endpoint instead of deploying one.", json_schema_extra=_cli("model")
+    )
+    region: str = Field(
+        "us-east-1", description="AWS region of the SageMaker endpoint (and of the stand-in's SigV4 scope).",
+        json_schema_extra=_cli("model"),
+    )  # fmt: skip
+    template: str | None = Field(
+        None, description="Connector template [default: the target's].", json_schema_extra=_cli("model")
+    )
+    timeout_s: float = Field(
+        30.0, gt=0, description="Model call timeout in seconds.", json_schema_extra=_cli("model", "--timeout")
+    )
 
     # --- what gets created in OpenSearch (found again by these names)
-    name: str = Field("osrerank", description="Prefix of every object the kit creates.")
-    template: str | None = Field(None, description="Connector template; default depends on the target.")
-    pipeline: str = "osrerank-rerank"
-    index: str = "my-test-data"
-    document_fields: tuple[str, ...] = ("passage_text",)
-    timeout_s: float = Field(30.0, gt=0, description="Connector read/connect timeout.")
+    name: str = Field(
+        "osrerank", description="Prefix of every object the kit creates.", json_schema_extra=_cli("names")
+    )
+    pipeline: str = Field("osrerank-rerank", description="Search pipeline name.", json_schema_extra=_cli("names"))
+    index: str = Field("my-test-data", description="Index to search.", json_schema_extra=_cli("names"))
+    document_fields: tuple[str, ...] = Field(
+        ("passage_text",), description="Comma-separated fields to rerank on.", json_schema_extra=_cli("names")
+    )
 
     # --- SageMaker
-    instance_type: str = "ml.m5.xlarge"
-    instance_count: int = Field(1, ge=1)
+    update: bool = Field(
+        False,
+        description="Move an existing SageMaker endpoint to changed settings.",
+        json_schema_extra=_cli("sagemaker"),
+    )
+    instance_type: str = Field(
+        "ml.m5.xlarge", description="SageMaker instance type.", json_schema_extra=_cli("sagemaker")
+    )
+    instance_count: int = Field(1, ge=1, description="SageMaker instance count.", json_schema_extra=_cli("sagemaker"))
     role_arn: str | None = Field(
-        None, description="SageMaker execution role; on Amazon OpenSearch Service also the connector's role."
+        None, description="Execution role the SageMaker endpoint runs as.", json_schema_extra=_cli("sagemaker")
     )
-    endpoint_name: str | None = Field(None, description="SageMaker endpoint name (default: <name>-cross-encoder).")
+    endpoint_name: str | None = Field(
+        None,
+        description="SageMaker endpoint name [default: <name>-cross-encoder].",
+        json_schema_extra=_cli("sagemaker"),
+    )
     connector_role_arn: str | None = Field(
-        None, description="IAM role the connector assumes to invoke SageMaker (Amazon OpenSearch Service)."
+        None,
+        description="IAM role the connector assumes (Amazon OpenSearch Service).",
+        json_schema_extra=_cli("sagemaker"),
     )
-    transformers_version: str = "4.37"
-    pytorch_version: str = "2.1"
-    py_version: str = "py310"
-    serverless_memory_mb: int | None = Field(None, description="Deploy serverless with this memory (1024-6144).")
-    serverless_max_concurrency: int = Field(5, ge=1)
-    autoscale_target: int | None = Field(None, description="Autoscale to keep invocations/instance/minute near this.")
-    autoscale_max_instances: int = Field(4, ge=1)
+    transformers_version: str = Field(
+        "4.37", description="HF DLC transformers version.", json_schema_extra=_cli("sagemaker")
+    )
+    pytorch_version: str = Field("2.1", description="HF DLC PyTorch version.", json_schema_extra=_cli("sagemaker"))
+    py_version: str = Field("py310", description="HF DLC Python version.", json_schema_extra=_cli("sagemaker"))
+    serverless_memory_mb: int | None = Field(
+        None, description="Deploy serverless with this memory (1024-6144).", json_schema_extra=_cli("sagemaker")
+    )
+    serverless_max_concurrency: int = Field(
+        5, ge=1, description="Serverless max concurrency.", json_schema_extra=_cli("sagemaker")
+    )
+    autoscale_target: int | None = Field(
+        None, description="Autoscale on invocations per instance per minute.", json_schema_extra=_cli("sagemaker")
+    )
+    autoscale_max_instances: int = Field(
+        4, ge=1, description="Autoscaling upper bound.", json_schema_extra=_cli("sagemaker")
+    )
 
     @field_validator("document_fields", mode="before")
     @classmethod
@@ -88,10 +155,27 @@ class Settings(BaseModel):
             raise ValueError("must not be empty")
         return v
 
+    # --- the names of what the kit creates, all derived from ``name``
     @property
-    def connector_template(self) -> str:
-        """The connector template for this target unless one was chosen explicitly."""
-        return self.template or "sagemaker-hf-text-classification"
+    def connector_name(self) -> str:
+        return f"{self.name}-connector"
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.name}-model"
+
+    @property
+    def group_name(self) -> str:
+        return f"{self.name}-group"
+
+    @property
+    def eval_pipeline(self) -> str:
+        """The rerank pipeline ``osrerank eval`` uses (over the eval index's combined field)."""
+        return f"{self.name}-eval-rerank"
+
+    def eval_index(self, dataset: str) -> str:
+        """The index ``osrerank eval`` loads a dataset's corpus into."""
+        return f"{self.name}-eval-{dataset.lower()}"
 
     @classmethod
     def resolve(
@@ -121,12 +205,26 @@ class Settings(BaseModel):
         try:
             return cls(**merged)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])} = {e.get('input')!r}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigError(
-                f"invalid setting: {problems} (flag --x-y, variable OSRERANK_X_Y, or config key)"
-            ) from None
+            raise ConfigError("invalid setting: " + "; ".join(_problem(e) for e in exc.errors())) from None
+
+
+def flag_of(field: str) -> str | None:
+    """The CLI flag of a Settings field, or None for a field offered only as a variable or config key."""
+    extra = Settings.model_fields[field].json_schema_extra
+    if not isinstance(extra, dict) or "group" not in extra:
+        return None
+    return str(extra.get("flag") or "--" + field.replace("_", "-"))
+
+
+def _problem(error: Any) -> str:
+    """One validation problem, naming the field's flag, variable and config key, and its value only when
+    the field holds no secret."""
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    names = [n for n in (flag_of(field) if field in Settings.model_fields else None,) if n]
+    names += [f"variable {ENV_PREFIX}{field.upper()}", f"config key {field}"]
+    secret = field in Settings.model_fields and "SecretStr" in str(Settings.model_fields[field].annotation)
+    value = "" if secret else f" = {error.get('input')!r}"
+    return f"{field}{value}: {error['msg']} (set with {', '.join(names)})"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -1,70 +1,35 @@
-"""Step: create (or find again) the ml-commons connector for the model endpoint."""
+"""Step: the ml-commons connector for the model endpoint, rendered from a template and found again by name."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from .config import Settings
 from .errors import ConfigError
-from .opensearch import Cluster
-from .templates import render
+from .ml_commons import MLCommons
+from .templates import connector_template, render
+from .types import Credentials, Found
 
-__all__ = [
-    "Credentials",
-    "Found",
-    "connector_name",
-    "delete_connector",
-    "ensure_connector",
-    "find_connectors",
-    "render_connector",
-]
+__all__ = ["delete_connector", "ensure_connector", "render_connector"]
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """What the connector authenticates with. Never printed: ``repr`` hides the secrets."""
-
-    access_key: str | None = None
-    secret_key: str | None = None
-    session_token: str | None = None
-    role_arn: str | None = None
-    bearer_token: str | None = None
-
-    def __repr__(self) -> str:
-        return f"Credentials(access_key={self.access_key!r}, role_arn={self.role_arn!r}, secrets=hidden)"
-
-
-@dataclass(frozen=True)
-class Found:
-    """An object the kit needs in OpenSearch, and whether this run created, reused or replaced it."""
-
-    id: str
-    action: str  # "created" | "reused" | "replaced"
-
-
-def connector_name(settings: Settings) -> str:
-    return f"{settings.name}-connector"
-
-
-def render_connector(settings: Settings, endpoint_url: str, credentials: Credentials) -> dict[str, Any]:
-    """The full ``_plugins/_ml/connectors/_create`` body for ``settings.connector_template``.
+def render_connector(settings: Settings, template: str, endpoint_url: str, credentials: Credentials) -> dict[str, Any]:
+    """The full ``_plugins/_ml/connectors/_create`` body for ``template``.
 
     Example::
 
-        render_connector(Settings(), "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/x/invocations",
+        render_connector(Settings(), "sagemaker-hf-text-classification",
+                         "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/x/invocations",
                          Credentials(access_key="AKIA...", secret_key="..."))
     """
-    template = settings.connector_template
-    if template == "sagemaker-hf-text-classification" and not (
-        credentials.role_arn or (credentials.access_key and credentials.secret_key)
-    ):
-        raise ConfigError("the SageMaker connector needs AWS credentials (access key + secret) or --role-arn")
+    info = connector_template(template)
+    if info.auth == "aws_sigv4" and not (credentials.role_arn or (credentials.access_key and credentials.secret_key)):
+        raise ConfigError(f"the {template} connector needs AWS credentials (access key + secret) or a role ARN")
     variables = {
-        "name": connector_name(settings),
+        "name": settings.connector_name,
         "description": f"osrerank: {settings.model} via {template}",
         "endpoint_url": endpoint_url,
         "region": settings.region,
@@ -85,30 +50,24 @@ def _fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def find_connectors(cluster: Cluster, name: str) -> list[dict[str, Any]]:
-    return cluster.find("/_plugins/_ml/connectors/_search", {"term": {"name.keyword": name}})
-
-
-def ensure_connector(cluster: Cluster, body: dict[str, Any]) -> Found:
-    """Reuse the connector of that name if it was made from the same body; else replace it."""
+def ensure_connector(ml: MLCommons, body: dict[str, Any]) -> Found:
+    """Reuse the connector of that name if it was made from the same body; else replace it (and the
+    models on it, which cannot outlive it)."""
     tag = f"(osrerank {_fingerprint(body)})"
     body = {**body, "description": f"{body.get('description', '')} {tag}".strip()}
-    existing = find_connectors(cluster, body["name"])
+    existing = ml.find_connectors(body["name"])
     for c in existing:
         if c.get("description", "").endswith(tag):
             return Found(c["id"], "reused")
     for c in existing:
-        delete_connector(cluster, c["id"])
-    created = cluster.call("POST", "/_plugins/_ml/connectors/_create", body)
-    return Found(created["connector_id"], "replaced" if existing else "created")
+        delete_connector(ml, c["id"])
+    return Found(ml.create_connector(body), "replaced" if existing else "created")
 
 
-def delete_connector(cluster: Cluster, connector_id: str) -> list[str]:
+def delete_connector(ml: MLCommons, connector_id: str) -> list[str]:
     """Delete a connector, first undeploying and deleting the models that use it; returns their ids."""
-    from .register import delete_model, models_using
-
-    model_ids = models_using(cluster, connector_id)
+    model_ids = ml.models_using(connector_id)
     for model_id in model_ids:
-        delete_model(cluster, model_id)
-    cluster.call("DELETE", f"/_plugins/_ml/connectors/{connector_id}")
+        ml.delete_model(model_id)
+    ml.delete_connector(connector_id)
     return model_ids

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from .config import Settings
-from .index import create_index, delete_index, load_documents
-from .reranker import Progress, Reranker, SetupResult
+from .ingest import create_index, delete_index, load_documents
+from .reranker import Reranker, SetupResult
 from .search import SearchResult
+from .types import Progress
 
 __all__ = ["TUTORIAL_PASSAGES", "TUTORIAL_QUERY", "run_demo"]
 

@@ -11,10 +11,9 @@ R@100.
 from __future__ import annotations
 
 import csv
-import json
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,10 @@ import numpy as np
 
 from .config import Settings
 from .errors import ConfigError, ToolMissingError
-from .index import RERANK_FIELD, combine_fields, create_index, load_documents, read_jsonl
+from .ingest import RERANK_FIELD, count_lines, load_jsonl, read_jsonl
 from .opensearch import Cluster
 from .pipeline import ensure_pipeline, render_pipeline
+from .search import search_body
 
 __all__ = [
     "MEASURES",
@@ -35,7 +35,6 @@ __all__ = [
     "compute_metrics",
     "ensure_corpus",
     "ensure_eval_pipeline",
-    "eval_pipeline_name",
     "load_qrels",
     "load_queries",
     "run_eval",
@@ -109,12 +108,6 @@ def load_queries(path: Path) -> dict[str, str]:
     return {str(q["_id"]): q["text"] for q in read_jsonl(path)}
 
 
-def _corpus(path: Path) -> Iterator[dict[str, Any]]:
-    for doc in read_jsonl(path):
-        fields = {"_id": str(doc["_id"]), "title": doc.get("title") or "", "text": doc.get("text") or ""}
-        yield combine_fields(fields, ("title", "text"))
-
-
 # ----------------------------------------------------------------------------- metrics
 def compute_metrics(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
     """Mean nDCG@10, RR@10, R@100 over the queries of ``qrels`` (a query with no hits counts as 0)."""
@@ -154,18 +147,17 @@ def run_eval(
         judged = judged[:max_queries]
     qrels = {q: qrels[q] for q in judged}
 
-    index = f"{settings.name}-eval-{dataset.name.lower()}"
+    index = settings.eval_index(dataset.name)
     documents = ensure_corpus(cluster, index, corpus_path, progress)
     pipeline = ensure_eval_pipeline(cluster, settings, model_id)
 
     arms = {"bm25": Arm(), "bm25+rerank": Arm()}
     timeout = settings.timeout_s + 30
     for n, qid in enumerate(judged, 1):
-        body = {"query": {"match": {RERANK_FIELD: queries[qid]}}, "size": top_k, "_source": [RERANK_FIELD]}
         for arm, params in (("bm25", {}), ("bm25+rerank", {"search_pipeline": pipeline})):
-            request = dict(body, ext={"rerank": {"query_context": {"query_text": queries[qid]}}}) if params else body
+            body = search_body(queries[qid], (RERANK_FIELD,), top_k, rerank=bool(params), source=[RERANK_FIELD])
             t0 = time.perf_counter()
-            reply = cluster.call("POST", f"/{index}/_search", request, params=params, timeout=timeout)
+            reply = cluster.call("POST", f"/{index}/_search", body, params=params, timeout=timeout)
             arms[arm].latencies_ms.append((time.perf_counter() - t0) * 1000)
             arms[arm].run[qid] = [(h["_id"], float(h["_score"])) for h in reply["hits"]["hits"]]
         progress("queries", n, len(judged))
@@ -185,14 +177,9 @@ def run_eval(
     )
 
 
-def eval_pipeline_name(name: str) -> str:
-    """The rerank pipeline eval (and teardown) uses for the kit objects prefixed ``name``."""
-    return f"{name}-eval-rerank"
-
-
 def ensure_eval_pipeline(cluster: Cluster, settings: Settings, model_id: str) -> str:
     """A rerank pipeline over ``rerank_text`` for the model; returns its name."""
-    name = eval_pipeline_name(settings.name)
+    name = settings.eval_pipeline
     eval_settings = settings.model_copy(update={"document_fields": (RERANK_FIELD,)})
     ensure_pipeline(cluster, name, render_pipeline(eval_settings, model_id))
     return name
@@ -200,10 +187,9 @@ def ensure_eval_pipeline(cluster: Cluster, settings: Settings, model_id: str) ->
 
 def ensure_corpus(cluster: Cluster, index: str, corpus_path: Path, progress: Callable[[str, int, int], None]) -> int:
     """Index the corpus unless an index of ours already holds all of it (reruns skip the bulk load)."""
-    total = sum(1 for line in corpus_path.open(encoding="utf-8") if line.strip())
+    total = count_lines(corpus_path)
     if cluster.exists(f"/{index}") and cluster.call("GET", f"/{index}/_count")["count"] == total:
         return total
-    create_index(cluster, index, ["title", "text", RERANK_FIELD], recreate=True)
     done = 0
 
     def tick(n: int) -> None:
@@ -212,37 +198,7 @@ def ensure_corpus(cluster: Cluster, index: str, corpus_path: Path, progress: Cal
         if done % 500 == 0 or done == total:
             progress("indexing", done, total)
 
-    return load_documents(cluster, index, _corpus(corpus_path), on_progress=tick)
-
-
-def write_report(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
-    """results.json, one TREC run file per arm (<arm>.run), and a PNG: metric bars and latency per arm."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, png_path = out_dir / "results.json", out_dir / "results.png"
-    json_path.write_text(json.dumps(result.to_json(), indent=2))
-    for name, arm in result.arms.items():
-        (out_dir / f"{name}.run").write_text(arm.trec_run(name))
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ToolMissingError("the eval chart needs: pip install 'osrerank[eval]'") from None
-    fig, (bars, lat) = plt.subplots(1, 2, figsize=(11, 4))
-    width = 0.38
-    for i, (name, arm) in enumerate(result.arms.items()):
-        xs = [j + (i - 0.5) * width for j in range(len(MEASURES))]
-        bars.bar(xs, [arm.metrics.get(m, 0.0) for m in MEASURES], width, label=name)
-    bars.set_xticks(range(len(MEASURES)), list(MEASURES))
-    bars.set_ylim(0, 1)
-    bars.set_title(f"{Path(result.dataset).name} ({result.queries} queries, top-{result.top_k})")
-    bars.legend()
-    lat.boxplot([arm.latencies_ms for arm in result.arms.values()], tick_labels=list(result.arms), showfliers=False)
-    lat.set_yscale("log")  # BM25 answers in milliseconds, a rerank window of 100 in seconds
-    lat.set_ylabel("search latency (ms, log scale)")
-    lat.set_title("per-query latency")
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
-    return json_path, png_path
+    fields = ("title", "text")
+    return load_jsonl(
+        cluster, index, corpus_path, text_fields=fields, combine=fields, only=fields, recreate=True, on_progress=tick
+    )

@@ -14,13 +14,13 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from .errors import ModelLoadError, ToolMissingError
+from .errors import ModelLoadError, ScoringError, ToolMissingError
 from .paths import cache_root
 
 __all__ = [
@@ -28,8 +28,10 @@ __all__ = [
     "Kind",
     "PairScorer",
     "Precision",
+    "ScorerOptions",
     "Scores",
     "activate",
+    "check_model",
     "load_scorer",
     "onnx_path",
     "resolve_model_dir",
@@ -51,6 +53,22 @@ HUB_FILES = [
 
 
 @dataclass(frozen=True)
+class ScorerOptions:
+    """How to load and run a model; the stand-in, the benchmarks and ``load_scorer`` all take this one."""
+
+    model: str = field(metadata={"help": "Model folder or Hugging Face Hub id."})
+    kind: Kind = field(default="cross-encoder", metadata={"help": "bi-encoder: cosine of mean-pooled embeddings."})
+    activation: Activation = field(
+        default="sigmoid", metadata={"help": "sigmoid matches SageMaker's HF text-classification; none: raw logits."}
+    )
+    precision: Precision = field(
+        default="fp32", metadata={"help": "int8: dynamically quantized, faster on AVX-512 VNNI CPUs, not exact."}
+    )
+    batch_size: int = field(default=32, metadata={"help": "Pairs per model run."})
+    threads: int | None = field(default=None, metadata={"help": "ONNX Runtime threads [default: all CPUs]."})
+
+
+@dataclass(frozen=True)
 class Scores:
     """One raw score per pair in input order (logit, or cosine for a bi-encoder), and which
     pairs had to be truncated to fit the model."""
@@ -65,13 +83,24 @@ def activate(raw: np.ndarray, activation: Activation) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-raw)) if activation == "sigmoid" else raw
 
 
-def resolve_model_dir(model: str | Path) -> Path:
-    """A local folder as is; anything else is a hub id, downloaded (and cached) by huggingface_hub."""
+def check_model(model: str | Path) -> Path | None:
+    """The model's folder, or None for a hub id (of the form org/name); anything else is refused.
+    Cheap: nothing is downloaded or loaded."""
     path = Path(model).expanduser()
     if path.is_dir():
         return path
     if path.exists() or str(model).startswith((".", "/", "~")) or str(model).count("/") != 1:
-        raise ModelLoadError(f"model {str(model)!r} is neither a model folder nor a hub id of the form org/name")
+        raise ModelLoadError(
+            f"model {str(model)!r} is neither a model folder nor a hub id of the form org/name: pass --model with one"
+        )
+    return None
+
+
+def resolve_model_dir(model: str | Path) -> Path:
+    """A local folder as is; anything else is a hub id, downloaded (and cached) by huggingface_hub."""
+    path = check_model(model)
+    if path is not None:
+        return path
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
@@ -196,22 +225,15 @@ class PairScorer:
     ``kind="bi-encoder"``: cosine similarity of mean-pooled embeddings of query and document.
     """
 
-    def __init__(
-        self,
-        folder: Path,
-        *,
-        kind: Kind = "cross-encoder",
-        activation: Activation = "sigmoid",
-        batch_size: int = 32,
-        threads: int | None = None,
-        precision: Precision = "fp32",
-    ) -> None:
+    def __init__(self, folder: Path, options: ScorerOptions) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        self.folder, self.kind, self.activation, self.batch_size = folder, kind, activation, batch_size
+        self.folder, self.options = folder, options
+        self.kind, self.activation, self.batch_size = options.kind, options.activation, options.batch_size
+        kind = options.kind
         onnx_file = onnx_path(folder)
-        if precision == "int8":
+        if options.precision == "int8":
             onnx_file = _quantized(onnx_file)
         config = _read_json(folder / "config.json")
         tok_config = _read_json(folder / "tokenizer_config.json")
@@ -232,10 +254,13 @@ class PairScorer:
         self.tokenizer.enable_truncation(self.max_length, strategy="longest_first")
         self.tokenizer.no_padding()
         self.pad_id = int(config.get("pad_token_id", 0) or 0)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        session_options = ort.SessionOptions()
+        session_options.intra_op_num_threads = options.threads or os.cpu_count() or 1
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(onnx_file), session_options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            raise ModelLoadError(f"ONNX Runtime cannot load {onnx_file}: {str(exc).splitlines()[0][:300]}") from exc
         self.input_names = {i.name for i in self.session.get_inputs()}
 
     # ------------------------------------------------------------------ public
@@ -275,7 +300,10 @@ class PairScorer:
                 mask[row, :n] = 1
                 types[row, :n] = encodings[i].type_ids
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-            result = self.session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
+            try:
+                result = self.session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
+            except Exception as exc:  # onnxruntime's own error types: a model or runtime fault
+                raise ScoringError(f"the model failed on a batch of {len(chunk)} pairs: {exc}") from exc
             if self.kind == "bi-encoder":
                 result = _mean_pool(result, mask)
             for row, i in enumerate(chunk):
@@ -300,27 +328,14 @@ def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
 
 
-def load_scorer(
-    model: str | Path,
-    *,
-    kind: Kind = "cross-encoder",
-    activation: Activation = "sigmoid",
-    batch_size: int = 32,
-    threads: int | None = None,
-    precision: Precision = "fp32",
-) -> PairScorer:
-    """Resolve a folder or hub id and build a :class:`PairScorer` for it.
+def load_scorer(model: ScorerOptions | str | Path, **options: Any) -> PairScorer:
+    """Resolve a folder or hub id and build a :class:`PairScorer` for it (``options``: ScorerOptions fields).
 
     Example::
 
         scorer = load_scorer("models/ms-marco-MiniLM-L-6-v2")
         scorer.predict([("What is the capital of the United States?", "Washington, D.C. ...")])
     """
-    return PairScorer(
-        resolve_model_dir(model),
-        kind=kind,
-        activation=activation,
-        batch_size=batch_size,
-        threads=threads,
-        precision=precision,
-    )
+    chosen = model if isinstance(model, ScorerOptions) else ScorerOptions(model=str(model))
+    chosen = replace(chosen, **options)
+    return PairScorer(resolve_model_dir(chosen.model), chosen)

@@ -1,23 +1,27 @@
 """The OpenSearch connection: build the opensearch-py client from Settings, translate its errors.
 
-Every request the kit sends goes through :meth:`Cluster.call`, the one place where opensearch-py
-and connection errors become :class:`~osrerank.errors.OpenSearchError` with the reason OpenSearch
-gave (``root_cause[0].reason``), the method and the path.
+Every request the kit sends goes through :meth:`Cluster.call` (or :meth:`Cluster.bulk`), the one
+place where opensearch-py and connection errors become :class:`~osrerank.errors.OpenSearchError`:
+``NotFound`` for 404, ``Conflict`` for 409, with the reason OpenSearch gave (``root_cause[0].reason``),
+the method and the path.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from opensearchpy import OpenSearch, RequestsHttpConnection
 from opensearchpy.exceptions import ConnectionError as OsConnectionError
-from opensearchpy.exceptions import ConnectionTimeout, TransportError
+from opensearchpy.exceptions import ConnectionTimeout, OpenSearchException, TransportError
+from opensearchpy.helpers import streaming_bulk
 
 from .config import Settings
-from .errors import ConfigError, OpenSearchError
+from .errors import ConfigError, Conflict, NotFound, OpenSearchError
 
 __all__ = ["Cluster", "connect"]
+
+STATUS_ERRORS: dict[int, type[OpenSearchError]] = {404: NotFound, 409: Conflict}
 
 
 def _reason(exc: TransportError) -> str:
@@ -30,7 +34,7 @@ def _reason(exc: TransportError) -> str:
 
 
 class Cluster:
-    """A connected cluster: ``call`` for any REST request, plus a few shared helpers."""
+    """A connected cluster: ``call`` for any REST request, ``bulk`` for indexing, a few shared helpers."""
 
     def __init__(self, client: OpenSearch, url: str) -> None:
         self.client, self.url = client, url
@@ -52,29 +56,32 @@ class Cluster:
         except ConnectionTimeout as exc:
             raise OpenSearchError(f"{method} {path} timed out after {timeout or 'the client timeout'}s") from exc
         except OsConnectionError as exc:
-            raise OpenSearchError(
-                f"cannot reach OpenSearch at {self.url} ({exc.error}); check --opensearch-url, "
-                "or start the local cluster with `osrerank cluster up`"
-            ) from exc
+            raise self._unreachable(exc) from exc
         except TransportError as exc:
             status = exc.status_code if isinstance(exc.status_code, int) else None
-            raise OpenSearchError(f"{method} {path} failed ({status}): {_reason(exc)}", status=status) from exc
+            error = STATUS_ERRORS.get(status or 0, OpenSearchError)
+            raise error(f"{method} {path} failed ({status}): {_reason(exc)}", status=status) from exc
+
+    def _unreachable(self, exc: OsConnectionError) -> OpenSearchError:
+        return OpenSearchError(
+            f"cannot reach OpenSearch at {self.url} ({exc.error}); check --opensearch-url, "
+            "or start the local cluster with `osrerank cluster up`"
+        )
 
     def exists(self, path: str) -> bool:
+        """Whether a GET of ``path`` finds something."""
         try:
             self.call("GET", path)
             return True
-        except OpenSearchError as exc:
-            if exc.status == 404:
-                return False
-            raise
+        except NotFound:
+            return False
 
     def find(self, path: str, query: dict[str, Any], size: int = 100) -> list[dict[str, Any]]:
-        """Hits of an ml-commons ``_search`` as ``{"id": ..., **source}``; none if the index does not exist yet."""
+        """Hits of a ``_search`` as ``{"id": ..., **source}``; none while its index does not exist yet."""
         try:
             hits = self.call("POST", path, {"query": query, "size": size})["hits"]["hits"]
-        except OpenSearchError as exc:
-            if exc.status in (400, 404):  # ml-commons creates its indices on first use
+        except OpenSearchError as exc:  # ml-commons creates its indices on first use
+            if exc.status in (400, 404) and ("index_not_found" in str(exc) or "no such index" in str(exc)):
                 return []
             raise
         return [{"id": h["_id"], **h["_source"]} for h in hits]
@@ -83,21 +90,23 @@ class Cluster:
     def version(self) -> tuple[int, int, int]:
         if self._version is None:
             number = self.call("GET", "/")["version"]["number"]
-            self._version = tuple(int(x) for x in number.split("-")[0].split(".")[:3])  # type: ignore[assignment]
-        return self._version  # type: ignore[return-value]
+            major, minor, patch = (int(x) for x in number.split("-")[0].split(".")[:3])
+            self._version = (major, minor, patch)
+        return self._version
 
-    def wait_task(self, task_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
-        """Poll an ml-commons task until it completes; raise with its error if it fails."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            task = self.call("GET", f"/_plugins/_ml/tasks/{task_id}")
-            state = task.get("state")
-            if state == "COMPLETED":
-                return task
-            if state in ("FAILED", "CANCELLED", "COMPLETED_WITH_ERROR"):
-                raise OpenSearchError(f"ml-commons task {task_id} {state}: {task.get('error', 'no error given')}")
-            time.sleep(0.5)
-        raise OpenSearchError(f"ml-commons task {task_id} did not finish within {timeout_s:.0f}s")
+    def bulk(self, actions: Iterable[dict[str, Any]], *, chunk_size: int = 500) -> Iterator[None]:
+        """Index ``actions`` (opensearch-py bulk actions); yields once per indexed document. A rejected
+        document stops the load with its reason."""
+        try:
+            for ok, item in streaming_bulk(self.client, actions, chunk_size=chunk_size, raise_on_error=False):
+                if not ok:
+                    result = next(iter(item.values()), {})
+                    raise OpenSearchError(f"bulk indexing into {result.get('_index')} failed: {str(item)[:500]}")
+                yield None
+        except OsConnectionError as exc:
+            raise self._unreachable(exc) from exc
+        except OpenSearchException as exc:
+            raise OpenSearchError(f"bulk indexing failed: {exc}") from exc
 
 
 def connect(settings: Settings, url: str | None = None) -> Cluster:

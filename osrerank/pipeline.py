@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .config import Settings
-from .connector import Found
-from .errors import OpenSearchError
+from .errors import NotFound
 from .opensearch import Cluster
 from .templates import render
+from .types import Found
 
 __all__ = ["delete_pipeline", "ensure_pipeline", "render_pipeline", "set_default_pipeline"]
 
@@ -29,21 +30,16 @@ def ensure_pipeline(cluster: Cluster, name: str, body: dict[str, Any]) -> Found:
     """Create the pipeline, keep it if identical, or update it in place (PUT replaces)."""
     try:
         current = cluster.call("GET", f"/_search/pipeline/{name}").get(name)
-    except OpenSearchError as exc:
-        if exc.status != 404:
-            raise
+    except NotFound:
         current = None
-    if current is not None and _same(current, body):
+    if current is not None and _canonical(current) == _canonical(body):
         return Found(name, "reused")
     cluster.call("PUT", f"/_search/pipeline/{name}", body)
     return Found(name, "replaced" if current is not None else "created")
 
 
-def _same(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    def core(p: dict[str, Any]) -> Any:
-        return [r.get("rerank", r) for r in p.get("response_processors", [])], p.get("description")
-
-    return bool(core(current) == core(wanted))
+def _canonical(pipeline: dict[str, Any]) -> str:
+    return json.dumps(pipeline, sort_keys=True)
 
 
 def set_default_pipeline(cluster: Cluster, index: str, name: str) -> None:
@@ -52,10 +48,9 @@ def set_default_pipeline(cluster: Cluster, index: str, name: str) -> None:
 
 
 def delete_pipeline(cluster: Cluster, name: str) -> bool:
+    """Delete a pipeline; False if there was none."""
     try:
         cluster.call("DELETE", f"/_search/pipeline/{name}")
         return True
-    except OpenSearchError as exc:
-        if exc.status == 404:
-            return False
-        raise
+    except NotFound:
+        return False

@@ -1,53 +1,37 @@
 """The whole flow as one object: ``Reranker(settings).setup() / search() / teardown()``.
 
-setup: cluster → endpoint (deploy) → connector → model group → register+deploy → smoke check →
-pipeline. Each step finds its object by name first, so a second run creates nothing new.
+setup: cluster → model group → the target's model (endpoint, connector, model; or the model inside
+the cluster) → smoke check → pipeline. Each step finds its object by name first, so a second run
+creates nothing new. Where the model runs is the target's business (osrerank/targets/): nothing here
+depends on which target it is.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from .cluster import LocalCluster
 from .config import Settings
-from .connector import (
-    Credentials,
-    Found,
-    connector_name,
-    delete_connector,
-    ensure_connector,
-    find_connectors,
-    render_connector,
-)
-from .endpoint import LocalEndpoint, local_credentials
-from .errors import ConfigError, OpenSearchError, OsRerankError
-from .eval import eval_pipeline_name
-from .index import delete_index, owned_by_kit
-from .local_model import register_local_model
+from .errors import ConfigError, NotFound, OpenSearchError, OsRerankError
+from .ingest import delete_index, owned_by_kit
+from .launcher import LocalOpenSearch
+from .ml_commons import MLCommons
 from .opensearch import Cluster, connect
 from .pipeline import delete_pipeline, ensure_pipeline, render_pipeline
-from .register import delete_model, ensure_model, ensure_model_group, models_using, predict, smoke_check
-from .sagemaker_deploy import SageMakerDeployment
 from .search import SearchResult, search
+from .targets import Target, get_target
+from .types import Found, Progress, quiet
 
 __all__ = ["Reranker", "SetupResult", "rank"]
 
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
+SMOKE_QUERY = "What is the capital of the United States?"
+SMOKE_DOCS = ["Washington, D.C. is the capital of the United States.", "Carson City is the capital of Nevada."]
 
 
 @dataclass
 class SetupResult:
-    """What setup made or found: step name -> Found(id, created|reused|replaced)."""
+    """What setup made or found: step name -> Found(id, created|reused|replaced|updated)."""
 
-    endpoint_url: str
     steps: dict[str, Found] = field(default_factory=dict)
 
     @property
@@ -67,9 +51,13 @@ class Reranker:
         r.teardown()
     """
 
-    def __init__(self, settings: Settings, progress: Progress = _quiet) -> None:
+    def __init__(self, settings: Settings, progress: Progress = quiet) -> None:
         self.settings, self.progress = settings, progress
         self._cluster: Cluster | None = None
+
+    @cached_property
+    def target(self) -> Target:
+        return get_target(self.settings, self.progress)
 
     # ----------------------------------------------------------------- connection
     def cluster(self, *, start: bool = False) -> Cluster:
@@ -77,7 +65,7 @@ class Reranker:
         if self._cluster is None:
             url = self.settings.opensearch_url
             if not url:
-                local = LocalCluster(self.settings.opensearch_version, progress=self.progress)
+                local = LocalOpenSearch(self.settings.opensearch_version, progress=self.progress)
                 url = local.up().url if start else local.running_url()
                 if not url:
                     raise ConfigError(
@@ -86,75 +74,41 @@ class Reranker:
             self._cluster = connect(self.settings, url)
         return self._cluster
 
-    @property
-    def model_name(self) -> str:
-        return f"{self.settings.name}-model"
+    def ml(self) -> MLCommons:
+        return MLCommons(self.cluster())
+
+    def _ml_if_any(self) -> MLCommons | None:
+        """ml-commons on the configured or running local cluster; None when there is no cluster at all."""
+        try:
+            return self.ml()
+        except ConfigError:
+            return None
 
     # ----------------------------------------------------------------- setup
-    def deploy(self) -> tuple[str, Credentials, Found]:
-        """Bring up the model endpoint for the target; returns URL, connector credentials, and what happened."""
-        s = self.settings
-        if s.endpoint_url:
-            return s.endpoint_url, _env_credentials(s), Found(s.endpoint_url, "reused")
-        if s.target == "local":
-            self.progress(f"starting the local model endpoint for {s.model}")
-            info, started = LocalEndpoint(s.name).start(s.model, kind=s.kind, activation=s.activation, region=s.region)
-            local = local_credentials()
-            url = (
-                info.invocation_url(s.name)
-                if s.connector_template == "sagemaker-hf-text-classification"
-                else info.cluster_base_url
-                + ("/rerank" if s.connector_template == "tei-rerank" else f"/predictions/{s.name}")
-            )
-            credentials = Credentials(
-                access_key=local.access_key, secret_key=local.secret_key, bearer_token=local.bearer_token
-            )
-            return url, credentials, Found(url, "created" if started else "reused")
-        if s.target == "sagemaker":
-            deployed = SageMakerDeployment(s, self.progress).deploy()
-            return deployed.url, _env_credentials(s), Found(deployed.url, deployed.action)
-        raise ConfigError(
-            f"deploying to target {s.target!r} is not built yet; deploy the model yourself and pass its URL with "
-            "--endpoint-url, or use --target local"
-        )
-
-    def deploy_in_cluster(self, cluster: Cluster) -> tuple[Found, Found]:
-        """Target opensearch: the model group, and the model registered and deployed inside the node."""
-        group = ensure_model_group(cluster, f"{self.settings.name}-group")
-        return group, register_local_model(cluster, self.settings, self.model_name, group.id, self.progress)
+    def deploy(self) -> dict[str, Found]:
+        """Bring up what serves the model, without the pipeline (``osrerank deploy``)."""
+        self.target.check()
+        return self.target.deploy(self._ml_if_any())
 
     def setup(self) -> SetupResult:
-        """Run every step; idempotent. A failing step names itself and what already exists, so a rerun
-        (after the fix) picks up from there: every earlier object is found by name and reused."""
-        result = SetupResult("", {})
+        """Run every step; idempotent. Settings are checked before anything starts. A failing step names
+        itself and what already exists, so a rerun (after the fix) picks up from there: every earlier
+        object is found by name and reused."""
+        self.target.check()
+        result = SetupResult()
         step = "cluster"
         try:
-            cluster = self.cluster(start=True)
-            if self.settings.target == "opensearch":
-                step = "model"
-                result.steps["model group"], result.steps["model"] = self.deploy_in_cluster(cluster)
-                result.endpoint_url = "in-cluster"
-            else:
-                step = "endpoint"
-                url, credentials, result.steps["endpoint"] = self.deploy()
-                result.endpoint_url = url
-                step = "connector"
-                self.progress("creating the connector")
-                result.steps["connector"] = ensure_connector(cluster, render_connector(self.settings, url, credentials))
-                step = "model group"
-                result.steps["model group"] = ensure_model_group(cluster, f"{self.settings.name}-group")
-                step = "model"
-                self.progress("registering and deploying the model")
-                result.steps["model"] = ensure_model(
-                    cluster, self.model_name, result.steps["connector"].id, result.steps["model group"].id
-                )
+            ml = MLCommons(self.cluster(start=True))
+            step = "model group"
+            result.steps["model group"] = ml.ensure_model_group(self.settings.group_name)
+            step = "model"
+            result.steps.update(self.target.setup_model(ml, result.steps["model group"].id))
             step = "smoke check"
             self.progress("smoke check: one prediction through the cluster")
-            smoke_check(cluster, result.model_id)
+            self._smoke_check(ml, result.model_id)
             step = "pipeline"
-            result.steps["pipeline"] = ensure_pipeline(
-                cluster, self.settings.pipeline, render_pipeline(self.settings, result.model_id)
-            )
+            body = render_pipeline(self.settings, result.model_id)
+            result.steps["pipeline"] = ensure_pipeline(ml.cluster, self.settings.pipeline, body)
         except OsRerankError as exc:
             done = ", ".join(f"{name} {found.id} ({found.action})" for name, found in result.steps.items())
             exc.args = (
@@ -165,20 +119,23 @@ class Reranker:
             raise
         return result
 
+    def _smoke_check(self, ml: MLCommons, model_id: str) -> None:
+        """One real prediction through the cluster; fails loudly if the wiring is wrong."""
+        scores = ml.predict(model_id, SMOKE_QUERY, SMOKE_DOCS, timeout=self.settings.timeout_s + 5)
+        if len(scores) != len(SMOKE_DOCS):
+            raise OpenSearchError(f"model {model_id} returned {len(scores)} scores for {len(SMOKE_DOCS)} documents")
+
     # ----------------------------------------------------------------- use
     def model_id(self) -> str:
         """The deployed model setup registered (found by name)."""
-        if self.settings.target == "opensearch":
-            for model in _in_cluster_models(self.cluster(), self.model_name):
-                return str(model["id"])
-        for c in find_connectors(self.cluster(), connector_name(self.settings)):
-            for model_id in models_using(self.cluster(), c["id"]):
-                return model_id
-        raise ConfigError(f"no model named {self.model_name!r} on the cluster: run `osrerank setup` first")
+        model_id = self.target.find_model(self.ml())
+        if model_id is None:
+            raise ConfigError(f"no model named {self.settings.model_name!r} on the cluster: run `osrerank setup` first")
+        return model_id
 
     def predict(self, query: str, docs: list[str]) -> list[float]:
         """One score per document, in order, from the model registered in the cluster."""
-        return predict(self.cluster(), self.model_id(), query, docs, timeout=self.settings.timeout_s + 5)
+        return self.ml().predict(self.model_id(), query, docs, timeout=self.settings.timeout_s + 5)
 
     def rank(
         self, query: str, docs: list[str], *, top_k: int | None = None, return_documents: bool = False
@@ -199,97 +156,31 @@ class Reranker:
 
         One walk serves both: each object is found, then deleted unless this is a dry run."""
         s = self.settings
+        ml = self._ml_if_any()
         done: list[str] = []
-        try:
-            cluster: Cluster | None = self.cluster()
-        except ConfigError:
-            cluster = None
-        if cluster is not None:
-            for pipeline in (s.pipeline, eval_pipeline_name(s.name)):
+        if ml is not None:
+            cluster = ml.cluster
+            for pipeline in (s.pipeline, s.eval_pipeline):
                 if cluster.exists(f"/_search/pipeline/{pipeline}") if dry_run else delete_pipeline(cluster, pipeline):
                     done.append(f"pipeline {pipeline}")
-            for c in find_connectors(cluster, connector_name(s)):
-                models = models_using(cluster, c["id"]) if dry_run else delete_connector(cluster, c["id"])
-                done += [f"model {m}" for m in models] + [f"connector {c['id']}"]
-            for model in _in_cluster_models(cluster, self.model_name):
-                if not dry_run:
-                    delete_model(cluster, model["id"])
-                done.append(f"model {model['id']}")
-            for group in _groups(cluster, f"{s.name}-group"):
-                if dry_run or _delete_group(cluster, group["id"]):
+        done += self.target.teardown(ml, dry_run=dry_run)
+        if ml is not None:
+            for group in ml.find_model_groups(s.group_name):
+                if dry_run or ml.delete_model_group(group["id"]):
                     done.append(f"model group {group['id']}")
             if not keep_index:
-                for index in [s.index, *self._eval_indices(cluster)]:
-                    if owned_by_kit(cluster, index) if dry_run else delete_index(cluster, index):
+                for index in [s.index, *self._eval_indices(ml.cluster)]:
+                    if owned_by_kit(ml.cluster, index) if dry_run else delete_index(ml.cluster, index):
                         done.append(f"index {index}")
-        if s.target == "local" and not s.endpoint_url:
-            endpoint = LocalEndpoint(s.name)
-            if (endpoint.info() is not None) if dry_run else endpoint.stop():
-                done.append("local model endpoint")
-        if s.target == "sagemaker" and not s.endpoint_url:
-            done += SageMakerDeployment(s, self.progress).teardown(dry_run=dry_run)
         return done
 
     def _eval_indices(self, cluster: Cluster) -> list[str]:
         """Corpora `osrerank eval` indexed (named <name>-eval-<dataset>)."""
-        listed = cluster.call("GET", f"/_cat/indices/{self.settings.name}-eval-*", params={"format": "json"})
-        return [row["index"] for row in listed]
-
-
-def _in_cluster_models(cluster: Cluster, name: str) -> list[dict]:
-    """Models of the opensearch target: local TEXT_SIMILARITY models named ``name`` (not their chunks).
-
-    Search results lag a just-deleted model; a GET by id does not, so each hit is confirmed by id."""
-    hits = cluster.find(
-        "/_plugins/_ml/models/_search",
-        {"bool": {"filter": [{"term": {"name.keyword": name}}, {"term": {"algorithm": "TEXT_SIMILARITY"}}]}},
-    )
-    return [h for h in hits if h.get("chunk_number") is None and cluster.exists(f"/_plugins/_ml/models/{h['id']}")]
-
-
-def _groups(cluster: Cluster, name: str) -> list[dict]:
-    return cluster.find("/_plugins/_ml/model_groups/_search", {"term": {"name.keyword": name}})
-
-
-def _delete_group(cluster: Cluster, group_id: str) -> bool:
-    """Delete one model group; False if it was already gone."""
-    for attempt in range(20):  # ml-commons sees a just-deleted model version for a moment
         try:
-            cluster.call("DELETE", f"/_plugins/_ml/model_groups/{group_id}")
-            return True
-        except OpenSearchError as exc:
-            if exc.status == 404:
-                return False
-            if exc.status != 409 or attempt == 19:
-                raise
-            time.sleep(0.5)
-    return False
-
-
-def _env_credentials(settings: Settings) -> Credentials:
-    """Credentials for an existing endpoint: a connector role (Amazon OpenSearch Service) or keys from the
-    normal AWS chain (env, profile, instance role) for SageMaker; OSRERANK_BEARER_TOKEN for http APIs."""
-    if settings.connector_template == "sagemaker-hf-text-classification":
-        if settings.connector_role_arn:
-            return Credentials(role_arn=settings.connector_role_arn)
-        frozen = _aws_chain_credentials(settings.aws_profile)
-        if frozen is not None:
-            return Credentials(access_key=frozen.access_key, secret_key=frozen.secret_key, session_token=frozen.token)
-        with contextlib.suppress(OSError):
-            local = local_credentials()
-            return Credentials(access_key=local.access_key, secret_key=local.secret_key)
-        raise ConfigError(
-            "no AWS credentials for the connector: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --aws-profile, "
-            "or --connector-role-arn on Amazon OpenSearch Service"
-        )
-    return Credentials(bearer_token=os.environ.get("OSRERANK_BEARER_TOKEN"))
-
-
-def _aws_chain_credentials(profile: str | None) -> object | None:
-    import botocore.session
-
-    credentials = botocore.session.Session(profile=profile).get_credentials()
-    return credentials.get_frozen_credentials() if credentials else None
+            listed = cluster.call("GET", f"/_cat/indices/{self.settings.eval_index('*')}", params={"format": "json"})
+        except NotFound:
+            return []
+        return [row["index"] for row in listed]
 
 
 def rank(

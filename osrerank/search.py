@@ -2,16 +2,19 @@
 
 The rerank processor rescores exactly the hits of the page OpenSearch returns, in one model call.
 To rerank the top K and show the top N (Elasticsearch's ``rank_window_size``) we ask for K hits
-and cut to N after reranking.
+and cut to N after reranking. :func:`search_body` is the one builder of such requests: search, eval
+and the benchmarks all use it.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .config import Settings
+from .errors import ConfigError, OpenSearchError
 from .opensearch import Cluster
 
 __all__ = ["Hit", "SearchResult", "search", "search_body"]
@@ -23,7 +26,7 @@ class Hit:
     score: float
     source: dict[str, Any]
 
-    def text(self, fields: tuple[str, ...]) -> str:
+    def text(self, fields: Sequence[str]) -> str:
         return " ".join(str(_get(self.source, f) or "") for f in fields)
 
 
@@ -43,17 +46,24 @@ def _get(source: dict[str, Any], dotted: str) -> Any:
 
 def search_body(
     query: str | None,
-    fields: tuple[str, ...],
-    window: int,
+    fields: Sequence[str],
+    size: int,
     *,
-    query_text_path: str | None = None,
-    rerank_query: str | None = None,
+    rerank: bool = True,
     match_all: bool = False,
+    query_text_path: str | None = None,
+    source: list[str] | None = None,
 ) -> dict[str, Any]:
-    """BM25 over ``fields`` (or match_all) for ``window`` hits, with the rerank query context."""
+    """A BM25 request over ``fields`` (``match_all`` when asked or without a query) for ``size`` hits,
+    with the rerank query context unless ``rerank`` is False."""
     first = {"match_all": {}} if match_all or not query else {"multi_match": {"query": query, "fields": list(fields)}}
-    context = {"query_text_path": query_text_path} if query_text_path else {"query_text": rerank_query or query or ""}
-    return {"query": first, "size": window, "ext": {"rerank": {"query_context": context}}}
+    body: dict[str, Any] = {"query": first, "size": size}
+    if source is not None:
+        body["_source"] = source
+    if rerank:
+        context = {"query_text_path": query_text_path} if query_text_path else {"query_text": query or ""}
+        body["ext"] = {"rerank": {"query_context": context}}
+    return body
 
 
 def search(
@@ -79,13 +89,15 @@ def search(
     body = search_body(
         query, settings.document_fields, max(window or size, size), match_all=match_all, query_text_path=query_text_path
     )
-    raw = cluster.call(
-        "POST",
-        f"/{settings.index}/_search",
-        body,
-        params={"search_pipeline": pipeline or settings.pipeline},
-        timeout=timeout,
-    )
+    pipeline = pipeline or settings.pipeline
+    try:
+        raw = cluster.call(
+            "POST", f"/{settings.index}/_search", body, params={"search_pipeline": pipeline}, timeout=timeout
+        )
+    except OpenSearchError as exc:
+        if exc.status in (400, 404) and f"{pipeline} is not defined" in str(exc):
+            raise ConfigError(f"search pipeline {pipeline!r} does not exist: run `osrerank setup` first") from exc
+        raise
     hits = [Hit(h["_id"], float(h["_score"]), h.get("_source", {})) for h in raw["hits"]["hits"]]
     if min_score is not None:
         hits = [h for h in hits if h.score >= min_score]

@@ -1,14 +1,20 @@
 """Render connector and pipeline templates (jinja2, StrictUndefined) and validate the JSON.
 
 Templates are package data (``osrerank.connectors`` / ``osrerank.pipelines``, the repo's
-``connectors/`` and ``pipelines/`` folders). Callers pass every variable a template uses,
-optional ones as ``None``; all missing variables are reported in one error, and a rendered
-document that is not valid JSON, or lacks what OpenSearch needs, fails before anything is sent.
+``connectors/`` and ``pipelines/`` folders). A connector template says what it is in its first line,
+``{#- osrerank: {"api": ..., "auth": "aws_sigv4"|"bearer", "standin_path": ...} -#}``, so adding a
+model API is adding one file. Names are checked against the folder's listing, so a name cannot reach
+outside it. Callers pass every variable a template uses, optional ones as ``None``; all missing
+variables are reported in one error, and a rendered document that is not valid JSON, or lacks what
+OpenSearch needs, fails before anything is sent.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
@@ -17,9 +23,35 @@ from jinja2 import meta
 
 from .errors import TemplateError
 
-__all__ = ["list_templates", "render", "validate_connector", "validate_pipeline"]
+__all__ = [
+    "ConnectorTemplate",
+    "connector_template",
+    "list_templates",
+    "render",
+    "required_variables",
+    "validate_connector",
+    "validate_pipeline",
+]
 
 Folder = Literal["connectors", "pipelines"]
+SUFFIX = ".json.j2"
+META = re.compile(r"\A\{#-?\s*osrerank:\s*(\{.*?\})\s*-?#\}")
+
+
+@dataclass(frozen=True)
+class ConnectorTemplate:
+    """What a connector template speaks: the model API, how it authenticates, and where the stand-in
+    serves that API (``{name}`` is the endpoint name)."""
+
+    name: str
+    api: str
+    auth: Literal["aws_sigv4", "bearer"]
+    standin_path: str | None = None
+
+
+def _source(folder: Folder, name: str) -> str | None:
+    path = resources.files(f"osrerank.{folder}").joinpath(name)
+    return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 def _env(folder: Folder) -> jinja2.Environment:
@@ -29,46 +61,57 @@ def _env(folder: Folder) -> jinja2.Environment:
     )
 
 
-def _source(folder: Folder, name: str) -> str | None:
-    path = resources.files(f"osrerank.{folder}").joinpath(name)
-    return path.read_text(encoding="utf-8") if path.is_file() else None
-
-
 def list_templates(folder: Folder) -> list[str]:
     """Template names (file names without ``.json.j2``) in a folder."""
     return sorted(
-        p.name[: -len(".json.j2")]
-        for p in resources.files(f"osrerank.{folder}").iterdir()
-        if p.name.endswith(".json.j2")
+        p.name[: -len(SUFFIX)] for p in resources.files(f"osrerank.{folder}").iterdir() if p.name.endswith(SUFFIX)
     )
+
+
+def _checked(folder: Folder, name: str) -> str:
+    """The template's source; an unknown name (or one reaching outside the folder) lists the known ones."""
+    known = list_templates(folder)
+    source = _source(folder, f"{name}{SUFFIX}") if name in known else None
+    if source is None:
+        raise TemplateError(f"unknown {folder[:-1]} template {name!r}; available: {', '.join(known)}")
+    return source
+
+
+@cache
+def connector_template(name: str) -> ConnectorTemplate:
+    """The description in the template's first line."""
+    match = META.match(_checked("connectors", name))
+    if not match:
+        raise TemplateError(f"connector template {name!r} lacks its first line {{#- osrerank: {{...}} -#}}")
+    try:
+        return ConnectorTemplate(name=name, **json.loads(match.group(1)))
+    except (ValueError, TypeError) as exc:
+        raise TemplateError(f"connector template {name!r} has a bad osrerank description: {exc}") from exc
 
 
 def required_variables(folder: Folder, name: str) -> set[str]:
     """Variables the template (and the macros it imports) reads."""
-    env = _env(folder)
-    source = _source(folder, f"{name}.json.j2")
-    if source is None:
-        raise TemplateError(f"unknown {folder[:-1]} template {name!r}; available: {', '.join(list_templates(folder))}")
-    return set(meta.find_undeclared_variables(env.parse(source)))
+    return set(meta.find_undeclared_variables(_env(folder).parse(_checked(folder, name))))
 
 
 def render(folder: Folder, name: str, variables: dict[str, Any]) -> dict[str, Any]:
     """Render template ``name`` with ``variables`` and return the parsed JSON document."""
     missing = sorted(required_variables(folder, name) - set(variables))
+    where = f"{folder}/{name}{SUFFIX}"
     if missing:
-        raise TemplateError(f"template {folder}/{name}.json.j2 needs value(s) for: {', '.join(missing)}")
+        raise TemplateError(f"template {where} needs value(s) for: {', '.join(missing)}")
     try:
-        text = _env(folder).get_template(f"{name}.json.j2").render(**variables)
+        text = _env(folder).get_template(f"{name}{SUFFIX}").render(**variables)
     except jinja2.TemplateError as exc:
-        raise TemplateError(f"template {folder}/{name}.json.j2 failed to render: {exc}") from exc
+        raise TemplateError(f"template {where} failed to render: {exc}") from exc
     try:
         document = json.loads(text)
     except ValueError as exc:
-        raise TemplateError(f"template {folder}/{name}.json.j2 rendered invalid JSON: {exc}") from exc
+        raise TemplateError(f"template {where} rendered invalid JSON: {exc}") from exc
     validate = validate_connector if folder == "connectors" else validate_pipeline
     problems = validate(document)
     if problems:
-        raise TemplateError(f"template {folder}/{name}.json.j2 rendered an invalid body: " + "; ".join(problems))
+        raise TemplateError(f"template {where} rendered an invalid body: " + "; ".join(problems))
     return document
 
 

@@ -39,9 +39,9 @@ class ServerThread:
     def __init__(self, app: Any) -> None:
         import uvicorn
 
-        from osrerank.cluster import _free_port
+        from osrerank.process import free_port
 
-        self.port = _free_port()
+        self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -75,20 +75,20 @@ def local_cluster(record_testsuite_property: Any) -> Iterator[Any]:
     """The real OpenSearch node for the integration suite (version: OSRERANK_OPENSEARCH_VERSION).
 
     With OSRERANK_CLUSTER=testcontainers (and a Docker engine) it is a container instead; see
-    osrerank/containers.py for the OSRERANK_ENDPOINT_HOST setting that goes with it.
+    osrerank/launcher/containers.py for the OSRERANK_ENDPOINT_HOST setting that goes with it.
     """
-    from osrerank.cluster import LocalCluster
-    from osrerank.containers import ContainerCluster, cluster_kind
+    from osrerank.launcher import LocalOpenSearch
+    from osrerank.launcher.containers import ContainerOpenSearch, cluster_kind
 
     if cluster_kind() == "testcontainers":
-        container = ContainerCluster()
+        container = ContainerOpenSearch()
         info = container.up()
         record_testsuite_property("opensearch_version", info.version)
         yield info
         container.down()
         return
 
-    cluster = LocalCluster(progress=lambda m: print(f"[cluster] {m}", flush=True))
+    cluster = LocalOpenSearch(progress=lambda m: print(f"[cluster] {m}", flush=True))
     was_running = cluster.running_url() is not None
     info = cluster.up()
     record_testsuite_property("opensearch_version", info.version)  # .ci/check_results.py checks the line
@@ -105,33 +105,32 @@ def os_client(local_cluster: Any) -> Any:
     return connect(Settings(), local_cluster.url)
 
 
+def start_standin(name: str, model: Path, **scorer: Any) -> Any:
+    """A stand-in process with auth on and recording of received texts; returns (StandIn, its info)."""
+    from osrerank.model import ScorerOptions
+    from osrerank.server.run import ServeOptions
+    from osrerank.targets.standin import StandIn
+
+    process = StandIn(name)
+    info, _ = process.start(ServeOptions(ScorerOptions(model=str(model), **scorer), port=0, record=True))
+    return process, info
+
+
 @pytest.fixture(scope="session")
 def standin(test_model_dir: Path) -> Iterator[Any]:
-    """The stand-in as a background process with SigV4 on and recording of received texts."""
-    from osrerank.endpoint import LocalEndpoint
-
-    endpoint = LocalEndpoint("osrerank-test")
-    info, _ = endpoint.start(str(test_model_dir), record=True)
-    if not _records(info.base_url):  # a reused endpoint started without --record
-        endpoint.stop()
-        info, _ = endpoint.start(str(test_model_dir), record=True)
+    """The session's stand-in (sigmoid scores)."""
+    process, info = start_standin("osrerank-test", test_model_dir)
     yield info
-    endpoint.stop()
-
-
-def _records(base_url: str) -> bool:
-    import requests
-
-    return requests.get(f"{base_url}/_osrerank/received", timeout=5).status_code == 200
+    process.stop()
 
 
 @pytest.fixture
 def node_log(local_cluster: Any) -> Any:
     """What the local node logs during one test: each log file is read from its size at the test's start,
     so a line an earlier test (or an earlier run on a reused node) wrote cannot satisfy a check."""
-    from osrerank.cluster import LocalCluster
+    from osrerank.launcher import LocalOpenSearch
 
-    logs = LocalCluster().run_dir / "logs"
+    logs = LocalOpenSearch().log_dir
     start = {p: p.stat().st_size for p in logs.glob("*.log")}
 
     def read() -> str:

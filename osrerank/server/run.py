@@ -1,13 +1,17 @@
-"""Run the stand-in server in the foreground (``osrerank serve`` and ``python -m osrerank.server``)."""
+"""Run the stand-in server in the foreground: ``osrerank serve``, or ``python -m osrerank.server OPTIONS_JSON``
+as the stand-in target starts it in the background. Both take the one :class:`ServeOptions`."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ConfigError
-from ..model import Activation, Kind, Precision, load_scorer
+from ..model import ScorerOptions, load_scorer
 from .app import create_app
 from .auth import Auth
 from .sigv4 import SigV4Verifier
@@ -17,21 +21,41 @@ __all__ = ["ServeOptions", "auth_from_env", "build_app", "serve"]
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """How to run the stand-in; mirrors the ``osrerank serve`` flags."""
+    """How to run the stand-in: the model (``scorer``) and the server around it."""
 
-    model: str
-    kind: Kind = "cross-encoder"
-    activation: Activation = "sigmoid"
-    host: str = "127.0.0.1"
-    port: int = 8080
-    auth: bool = True
-    region: str = "us-east-1"
-    record: bool = False
-    batch_size: int = 32
-    max_batch_pairs: int = 256
-    max_wait_ms: float = 5.0
-    threads: int | None = None
-    precision: Precision = "fp32"
+    scorer: ScorerOptions
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on."})
+    port: int = field(default=8080, metadata={"help": "Port to listen on (1-65535; 0: any free port)."})
+    auth: bool = field(
+        default=True,
+        metadata={
+            "help": "Require a SigV4 signature (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or the bearer token "
+            "(OSRERANK_BEARER_TOKEN) on every scoring route; --no-auth serves anyone (local use only)."
+        },
+    )
+    region: str | None = field(
+        default=None, metadata={"help": "SigV4 region to accept [default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1]."}
+    )
+    record: bool = field(default=False, metadata={"help": "Keep the texts received, at /_osrerank/received (tests)."})
+    max_batch_pairs: int = field(default=256, metadata={"help": "Max pairs merged into one model batch."})
+    max_wait_ms: float = field(default=5.0, metadata={"help": "Max wait to fill a batch."})
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is out of range: pass --port between 1 and 65535")
+
+    @property
+    def signing_region(self) -> str:
+        """The region SigV4 requests must be scoped to: what every AWS tool reads, unless given."""
+        return self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeOptions:
+        data: dict[str, Any] = json.loads(text)
+        return cls(scorer=ScorerOptions(**data.pop("scorer")), **data)
 
 
 def auth_from_env(region: str) -> Auth:
@@ -50,19 +74,11 @@ def auth_from_env(region: str) -> Auth:
     return auth
 
 
-def build_app(options: ServeOptions):  # type: ignore[no-untyped-def]
-    auth = auth_from_env(options.region) if options.auth else None
-    scorer = load_scorer(
-        options.model,
-        kind=options.kind,
-        activation=options.activation,
-        batch_size=options.batch_size,
-        threads=options.threads,
-        precision=options.precision,
-    )
+def build_app(options: ServeOptions) -> Any:
+    auth = auth_from_env(options.signing_region) if options.auth else None
     return create_app(
-        scorer,
-        activation=options.activation,
+        load_scorer(options.scorer),
+        activation=options.scorer.activation,
         auth=auth,
         record=options.record,
         max_pairs=options.max_batch_pairs,
@@ -76,4 +92,6 @@ def serve(options: ServeOptions) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = build_app(options)
+    log = logging.getLogger("osrerank.server")
+    log.info(json.dumps({"serving": options.scorer.model, "port": options.port, "auth": options.auth}))
     uvicorn.run(app, host=options.host, port=options.port, log_level="warning", access_log=False)

@@ -13,8 +13,9 @@ import pytest
 import requests
 
 from osrerank.config import Settings
-from osrerank.connector import Credentials, render_connector
-from osrerank.endpoint import local_credentials
+from osrerank.connector import render_connector
+from osrerank.targets.local_secrets import local_secrets
+from osrerank.types import Credentials
 
 from .rest import Rest, scores_of
 
@@ -39,18 +40,19 @@ def predict_with(rest: Rest, connector: dict, name: str) -> requests.Response:
 
 def sagemaker_connector(standin, name: str, credentials: Credentials, region: str = "us-east-1") -> dict:
     settings = Settings(name=name, region=region)
-    return render_connector(settings, standin.invocation_url(name), credentials)
+    template = "sagemaker-hf-text-classification"
+    return render_connector(settings, template, standin.url_for(template, name), credentials)
 
 
 def test_the_stand_in_under_test_checks_signatures(standin):
-    assert standin.auth, "the session stand-in must run with auth on"
+    assert standin.serve_options.auth, "the session stand-in must run with auth on"
     body = json.dumps({"inputs": [{"text": QUERY, "text_pair": DOCS[0]}]})
-    reply = requests.post(standin.invocation_url("x"), data=body, timeout=30)
+    reply = requests.post(standin.url_for("sagemaker-hf-text-classification", "x"), data=body, timeout=30)
     assert reply.status_code == 403 and reply.json()["error_type"] == "authentication"
 
 
 def test_correctly_signed_connector_scores(os_client, standin, scorer):
-    local = local_credentials()
+    local = local_secrets()
     connector = sagemaker_connector(standin, "auth-ok", Credentials(local.access_key, local.secret_key))
     scores = scores_of(predict_with(Rest(os_client.url), connector, "auth-ok"))
     assert scores == pytest.approx(list(scorer.predict([(QUERY, d) for d in DOCS])), abs=1e-5)  # transport only
@@ -65,7 +67,7 @@ def test_correctly_signed_connector_scores(os_client, standin, scorer):
     ],
 )
 def test_wrongly_signed_connector_gets_the_stand_ins_reason(os_client, standin, change, reason):
-    local = local_credentials()
+    local = local_secrets()
     secret = "not-the-secret" if change == "secret" else local.secret_key
     connector = sagemaker_connector(
         standin,
@@ -85,15 +87,13 @@ def test_wrongly_signed_connector_gets_the_stand_ins_reason(os_client, standin, 
 def test_bearer_token_connectors(os_client, standin, scorer, template, path):
     rest = Rest(os_client.url)
     url = f"{standin.cluster_base_url}{path}"
-    token = local_credentials().bearer_token
-    good = render_connector(
-        Settings(name=f"bearer-{template}", template=template), url, Credentials(bearer_token=token)
-    )
+    token = local_secrets().bearer_token
+    good = render_connector(Settings(name=f"bearer-{template}"), template, url, Credentials(bearer_token=token))
     scores = scores_of(predict_with(rest, good, f"bearer-{template}"))
     assert scores == pytest.approx(list(scorer.predict([(QUERY, d) for d in DOCS])), abs=1e-5)  # transport only
     before = rejections(standin)
     for credentials in (Credentials(bearer_token="not-the-token"), Credentials()):
-        bad = render_connector(Settings(name=f"bearer-{template}", template=template), url, credentials)
+        bad = render_connector(Settings(name=f"bearer-{template}"), template, url, credentials)
         reply = predict_with(rest, bad, f"bearer-{template}")
         assert reply.status_code == 403, reply.text
     assert rejections(standin) == before + 2

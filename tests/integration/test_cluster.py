@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from osrerank.cluster import ml_commons_settings
 from osrerank.errors import OpenSearchError
+from osrerank.launcher import ml_commons_settings
 
 pytestmark = pytest.mark.integration
 

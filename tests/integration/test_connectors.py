@@ -7,15 +7,16 @@ import pytest
 import requests
 
 from osrerank.config import Settings
-from osrerank.connector import Credentials, delete_connector, ensure_connector, find_connectors, render_connector
-from osrerank.endpoint import local_credentials
+from osrerank.connector import delete_connector, ensure_connector, render_connector
 from osrerank.errors import OpenSearchError
-from osrerank.index import create_index, delete_index, load_documents
+from osrerank.ingest import create_index, delete_index, load_documents
+from osrerank.ml_commons import MLCommons
 from osrerank.pipeline import delete_pipeline, ensure_pipeline, render_pipeline
-from osrerank.register import ensure_model, ensure_model_group, predict
-from osrerank.reranker import _delete_group, _groups
+from osrerank.targets.local_secrets import local_secrets
+from osrerank.templates import connector_template, list_templates
+from osrerank.types import Credentials
 
-from ..conftest import ServerThread
+from ..conftest import ServerThread, start_standin
 
 pytestmark = pytest.mark.integration
 
@@ -34,42 +35,50 @@ EXTRA_NASTY = [
     "null",
     "x" * 11000,
 ]
-TEMPLATES = {
-    "sagemaker-hf-text-classification": lambda base, name: f"{base}/endpoints/{name}/invocations",
-    "torchserve-pairs": lambda base, name: f"{base}/predictions/{name}",
-    "tei-rerank": lambda base, name: f"{base}/rerank",
-}
+#: Every connector template is tested; each needs an entry in ONE_SCORE_REPLIES below.
+TEMPLATES = list_templates("connectors")
 
 
-def make_model(cluster, settings, url, credentials=None):
-    if credentials is None:
-        local = local_credentials()
-        credentials = Credentials(local.access_key, local.secret_key, bearer_token=local.bearer_token)
-    connector = ensure_connector(cluster, render_connector(settings, url, credentials))
-    group = ensure_model_group(cluster, f"{settings.name}-group")
-    return ensure_model(cluster, f"{settings.name}-model", connector.id, group.id).id
+def url(server, template: str, name: str) -> str:
+    """Where a connector of ``template`` reaches ``server`` (a stand-in's info or a test server)."""
+    if hasattr(server, "url_for"):
+        return server.url_for(template, name)
+    return server.url + connector_template(template).standin_path.format(name=name)
+
+
+def make_model(cluster, settings, endpoint_url, credentials=None):
+    """A remote model on a connector rendered from ``settings.template``, registered and deployed."""
+    ml = MLCommons(cluster)
+    body = render_connector(settings, settings.template, endpoint_url, credentials or local_secrets().credentials())
+    connector = ensure_connector(ml, body)
+    group = ml.ensure_model_group(settings.group_name)
+    model_id = ml.register_remote(settings.model_name, connector.id, group.id, "osrerank connector test")
+    ml.deploy(model_id)
+    return model_id
+
+
+def predict(cluster, model_id, query, docs):
+    return MLCommons(cluster).predict(model_id, query, docs)
 
 
 def cleanup(cluster, settings, model_id):
     """Delete the connector (and with it ``model_id``) and the model group."""
-    for c in find_connectors(cluster, f"{settings.name}-connector"):
-        assert model_id in delete_connector(cluster, c["id"])
-    for group in _groups(cluster, f"{settings.name}-group"):
-        _delete_group(cluster, group["id"])
+    ml = MLCommons(cluster)
+    for c in ml.find_connectors(settings.connector_name):
+        assert model_id in delete_connector(ml, c["id"])
+    for group in ml.find_model_groups(settings.group_name):
+        ml.delete_model_group(group["id"])
 
 
 @pytest.fixture(scope="session")
 def raw_standin(test_model_dir):
     """A second stand-in that answers raw logits: the TorchServe API has no way to ask for them."""
-    from osrerank.endpoint import LocalEndpoint
-
-    endpoint = LocalEndpoint("osrerank-test-raw")
-    info, _ = endpoint.start(str(test_model_dir), activation="none", record=True)
+    process, info = start_standin("osrerank-test-raw", test_model_dir, activation="none")
     yield info
-    endpoint.stop()
+    process.stop()
 
 
-@pytest.fixture(params=[(t, a) for a in ("sigmoid", "none") for t in sorted(TEMPLATES)], ids="-".join)
+@pytest.fixture(params=[(t, a) for a in ("sigmoid", "none") for t in TEMPLATES], ids="-".join)
 def template_model(request, os_client, standin, raw_standin, test_model_dir):
     """A model registered on each template, scoring sigmoids or raw logits."""
     template, activation = request.param
@@ -77,7 +86,7 @@ def template_model(request, os_client, standin, raw_standin, test_model_dir):
     settings = Settings(
         name=f"t-{template}-{activation}", template=template, model=str(test_model_dir), activation=activation
     )
-    model_id = make_model(os_client, settings, TEMPLATES[template](server.cluster_base_url, settings.name))
+    model_id = make_model(os_client, settings, url(server, template, settings.name))
     yield server, settings, model_id
     cleanup(os_client, settings, model_id)
 
@@ -171,7 +180,7 @@ ONE_SCORE_REPLIES = {
 }
 
 
-@pytest.mark.parametrize("template", sorted(TEMPLATES))
+@pytest.mark.parametrize("template", TEMPLATES)
 def test_reply_with_wrong_number_of_scores_fails_loudly(template, os_client, test_model_dir, node_log):
     """A model endpoint that drops a score must not silently rerank with misaligned scores."""
     from starlette.applications import Starlette
@@ -185,7 +194,7 @@ def test_reply_with_wrong_number_of_scores_fails_loudly(template, os_client, tes
     settings = Settings(name=f"t-wrong-count-{template}", template=template, model=str(test_model_dir))
     with ServerThread(app) as server:
         credentials = Credentials(access_key="AK", secret_key="SK")  # this server checks nothing
-        model_id = make_model(os_client, settings, TEMPLATES[template](server.url, settings.name), credentials)
+        model_id = make_model(os_client, settings, url(server, template, settings.name), credentials)
         try:
             with pytest.raises(OpenSearchError) as err:
                 predict(os_client, model_id, "q", ["a", "b", "c"])
@@ -206,8 +215,8 @@ def search_scores(os_client, index, pipeline, query, **extra):
 @pytest.fixture
 def rerank_index(os_client, standin, test_model_dir):
     """An index with the reference documents under a dotted path and at the top level, and a model."""
-    settings = Settings(name="t-fields", model=str(test_model_dir))
-    model_id = make_model(os_client, settings, TEMPLATES[settings.connector_template](standin.cluster_base_url, "t"))
+    settings = Settings(name="t-fields", model=str(test_model_dir), template="sagemaker-hf-text-classification")
+    model_id = make_model(os_client, settings, url(standin, settings.template, "t"))
     index = "t-fields-docs"
     create_index(os_client, index, ["text", "doc.body"], recreate=True)
     yield settings, model_id, index

@@ -13,11 +13,11 @@ import pytest
 
 from osrerank.config import Settings
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
-from osrerank.endpoint import LocalEndpoint
 from osrerank.errors import OpenSearchError
-from osrerank.index import create_index, load_documents
-from osrerank.register import predict
+from osrerank.ingest import create_index, load_documents
+from osrerank.ml_commons import MLCommons
 from osrerank.reranker import Reranker
+from osrerank.targets.standin import StandIn
 
 from .rest import Rest, diff
 
@@ -132,16 +132,15 @@ def test_endpoint_down_gives_a_clear_error_then_recovers(e2e, test_model_dir):
     cluster = e2e.cluster()
     create_index(cluster, "my-test-data", ["passage_text"], recreate=True)
     load_documents(cluster, "my-test-data", [{"passage_text": p} for p in TUTORIAL_PASSAGES])
-    endpoint = LocalEndpoint("e2e")
+    endpoint = StandIn("e2e")
     info = endpoint.info()
-    port = int(info.base_url.rsplit(":", 1)[1])
     endpoint.stop()
     started = time.monotonic()
     with pytest.raises(OpenSearchError):
         e2e.search(TUTORIAL_QUERY, size=4, match_all=True)
     assert time.monotonic() - started < 20
     assert cluster.call("GET", "/_cluster/health")["status"] in ("green", "yellow")
-    endpoint.start(str(test_model_dir), port=port)  # same URL: no re-setup needed
+    endpoint.start(info.serve_options)  # same port, so the same URL: no re-setup needed
     assert len(e2e.search(TUTORIAL_QUERY, size=4, match_all=True).hits) == 4
 
 
@@ -214,7 +213,8 @@ def test_real_model_reproduces_the_tutorial_numbers(local_cluster):
 
 
 def test_eval_on_a_scifact_slice_reports_both_arms(local_cluster, test_model_dir, scorer, tmp_path):
-    from osrerank.eval import RERANK_FIELD, run_eval, write_report
+    from osrerank.eval import RERANK_FIELD, run_eval
+    from osrerank.eval_report import write_report
 
     scifact = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
     if not scifact.exists():
@@ -283,7 +283,7 @@ def test_slow_endpoint_fails_within_the_configured_timeout(local_cluster, test_m
             cluster = reranker.cluster()
             started = time.monotonic()  # now with a client that would wait a minute: the cluster must give up
             with pytest.raises(OpenSearchError) as failure:
-                predict(cluster, reranker.model_id(), "q", ["a"], timeout=60)
+                MLCommons(cluster).predict(reranker.model_id(), "q", ["a"], timeout=60)
             assert time.monotonic() - started < 15 and "timed out after" not in str(failure.value)
             assert cluster.call("GET", "/_cluster/health")["status"] in ("green", "yellow")
         finally:

@@ -10,7 +10,7 @@ import pytest
 from osrerank.config import Settings
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
 from osrerank.errors import OpenSearchError
-from osrerank.index import create_index, load_documents
+from osrerank.ingest import create_index, load_documents
 from osrerank.reranker import Reranker
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,9 @@ import pytest
 
 from osrerank.config import Settings
 from osrerank.demo import TUTORIAL_PASSAGES
-from osrerank.endpoint import LocalEndpoint
-from osrerank.index import create_index, load_documents
+from osrerank.ingest import create_index, load_documents
 from osrerank.reranker import Reranker
+from osrerank.targets.standin import StandIn
 
 from .rest import Rest, diff
 
@@ -96,7 +96,7 @@ def test_stand_in_target(local_cluster, test_model_dir):
             timeout_s=10,
         )
     )
-    endpoint = LocalEndpoint("life")
+    endpoint = StandIn("life")
     started = []
 
     def stand_in_runs() -> None:

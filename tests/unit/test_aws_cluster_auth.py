@@ -12,15 +12,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from osrerank.config import Settings
-from osrerank.connector import Credentials, render_connector
+from osrerank.connector import render_connector
 from osrerank.errors import OpenSearchError
 from osrerank.opensearch import connect
 from osrerank.server.auth import Auth, AuthMiddleware
 from osrerank.server.sigv4 import SigV4Verifier
+from osrerank.types import Credentials
 
 from ..conftest import ServerThread
 
 KEY, SECRET, REGION = "AKIAOPENSEARCHTEST", "opensearch-test-secret", "eu-west-1"
+TEMPLATE = "sagemaker-hf-text-classification"
 
 
 async def fake_opensearch(request: Request) -> JSONResponse:
@@ -57,10 +59,10 @@ def test_wrong_secret_is_rejected_by_the_verifier(signed_cluster, monkeypatch):
 def test_sagemaker_connector_uses_runtime_url_and_service_sagemaker():
     url = "https://runtime.sagemaker.us-west-2.amazonaws.com/endpoints/kit-cross-encoder/invocations"
     body = render_connector(
-        Settings(region="us-west-2"), url, Credentials(access_key="AKIA", secret_key="s", session_token="t")
+        Settings(region="us-west-2"), TEMPLATE, url, Credentials(access_key="AKIA", secret_key="s", session_token="t")
     )
     assert body["protocol"] == "aws_sigv4"
     assert body["parameters"]["service_name"] == "sagemaker" and body["parameters"]["region"] == "us-west-2"
     assert body["actions"][0]["url"] == url
-    role = render_connector(Settings(region="us-west-2"), url, Credentials(role_arn="arn:aws:iam::1:role/c"))
+    role = render_connector(Settings(region="us-west-2"), TEMPLATE, url, Credentials(role_arn="arn:aws:iam::1:role/c"))
     assert role["credential"] == {"roleArn": "arn:aws:iam::1:role/c"}

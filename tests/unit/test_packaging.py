@@ -10,10 +10,11 @@ from click.testing import CliRunner
 
 from osrerank.cli import cli
 from osrerank.config import Settings
-from osrerank.connector import Credentials, render_connector
+from osrerank.connector import render_connector
 from osrerank.errors import ConfigError, TemplateError
 from osrerank.pipeline import render_pipeline
-from osrerank.templates import list_templates, render, validate_connector
+from osrerank.templates import connector_template, list_templates, render, validate_connector
+from osrerank.types import Credentials
 
 from ..conftest import REPO
 
@@ -22,6 +23,9 @@ URLS = {
     "tei-rerank": "http://127.0.0.1:8080/rerank",
     "torchserve-pairs": "http://127.0.0.1:8080/predictions/m",
 }
+
+
+SAGEMAKER = "sagemaker-hf-text-classification"
 
 
 def test_templates_are_package_data():
@@ -33,7 +37,7 @@ def test_templates_are_package_data():
 @pytest.mark.parametrize("raw", [False, True])
 def test_every_connector_template_renders_valid_json(template, raw):
     settings = Settings(template=template, activation="none" if raw else "sigmoid")
-    body = render_connector(settings, URLS[template], Credentials(access_key="AK", secret_key="SK"))
+    body = render_connector(settings, template, URLS[template], Credentials(access_key="AK", secret_key="SK"))
     assert validate_connector(body) == []
     action = body["actions"][0]
     assert action["url"] == URLS[template]
@@ -44,7 +48,8 @@ def test_every_connector_template_renders_valid_json(template, raw):
 def test_sagemaker_connector_uses_sigv4_and_the_runtime_url():
     body = render_connector(
         Settings(region="eu-west-1"),
-        URLS["sagemaker-hf-text-classification"],
+        SAGEMAKER,
+        URLS[SAGEMAKER],
         Credentials(access_key="AK", secret_key="SK", session_token="TOK"),
     )
     assert body["protocol"] == "aws_sigv4"
@@ -63,9 +68,21 @@ def test_unknown_template_lists_the_known_ones():
         render("connectors", "nope", {})
 
 
+@pytest.mark.parametrize("name", ["../pipelines/rerank", "../../../../tmp/x", "_painless", "tei-rerank.json.j2"])
+def test_template_names_cannot_leave_the_folder_or_name_a_macro_file(name):
+    with pytest.raises(TemplateError, match="unknown connector template"):
+        connector_template(name)
+
+
+def test_every_connector_template_describes_itself():
+    for name in list_templates("connectors"):
+        info = connector_template(name)
+        assert info.auth in ("aws_sigv4", "bearer") and info.api and info.standin_path
+
+
 def test_sagemaker_connector_without_credentials_is_refused():
     with pytest.raises(ConfigError, match="AWS credentials"):
-        render_connector(Settings(), URLS["sagemaker-hf-text-classification"], Credentials())
+        render_connector(Settings(), SAGEMAKER, URLS[SAGEMAKER], Credentials())
 
 
 def test_pipeline_renders_nested_fields():
@@ -93,23 +110,14 @@ def test_docker_compose_matches_the_code():
     assert "--port 8080" in (REPO / "deploy" / "Dockerfile").read_text()
 
 
-COMMANDS = [
-    [],
-    ["cluster"],
-    ["cluster", "up"],
-    ["cluster", "down"],
-    ["cluster", "status"],
-    ["serve"],
-    ["setup"],
-    ["predict"],
-    ["search"],
-    ["teardown"],
-    ["demo"],
-    ["index", "load"],
-    ["connector", "render"],
-    ["connector", "create"],
-    ["pipeline", "create"],
-]
+def all_commands(group=cli, path=()):
+    """Every command path of the CLI, groups included (found by walking it, so none is forgotten)."""
+    yield list(path)
+    for name, command in getattr(group, "commands", {}).items():
+        yield from all_commands(command, (*path, name))
+
+
+COMMANDS = list(all_commands())
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")

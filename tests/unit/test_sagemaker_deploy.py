@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from osrerank.config import Settings
 from osrerank.errors import AwsError, ConfigError
-from osrerank.sagemaker_deploy import SageMakerDeployment, runtime_url
+from osrerank.targets.sagemaker import SageMakerDeployment, runtime_url
 
 REGION = "us-west-2"
 
@@ -28,7 +28,7 @@ def aws(monkeypatch):
         "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
     }.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr("osrerank.sagemaker_deploy.POLL_S", 0.01)
+    monkeypatch.setattr("osrerank.targets.sagemaker.POLL_S", 0.01)
     with mock_aws():
         role = boto3.client("iam").create_role(RoleName="sm-exec", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         yield role
@@ -59,7 +59,7 @@ def inventory() -> tuple[list[str], list[str], list[str]]:
 def test_deploy_creates_the_tutorials_endpoint(aws):
     deployed = SageMakerDeployment(settings(aws)).deploy()
     assert deployed.action == "created"
-    assert deployed.url == f"https://runtime.sagemaker.{REGION}.amazonaws.com/endpoints/kit-cross-encoder/invocations"
+    assert deployed.id == f"https://runtime.sagemaker.{REGION}.amazonaws.com/endpoints/kit-cross-encoder/invocations"
     sm = boto3.client("sagemaker", region_name=REGION)
     endpoint = sm.describe_endpoint(EndpointName="kit-cross-encoder")
     assert endpoint["EndpointStatus"] == "InService"

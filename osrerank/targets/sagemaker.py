@@ -1,4 +1,4 @@
-"""Step: deploy the cross-encoder to an Amazon SageMaker endpoint (the tutorial's production path).
+"""Target ``sagemaker``: the cross-encoder on an Amazon SageMaker endpoint (the tutorial's production path).
 
 The ``sagemaker`` SDK's ``HuggingFaceModel`` builds the model on the Hugging Face inference DLC with
 ``HF_MODEL_ID`` and ``HF_TASK=text-classification``; the endpoint then answers
@@ -12,25 +12,46 @@ different settings are an error unless ``update=True``, and teardown deletes onl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
-from .errors import AwsError, ConfigError, ToolMissingError
+from ..config import Settings
+from ..errors import AwsError, ConfigError, ToolMissingError
+from ..types import Action, Found, Progress, quiet
+from .base import Endpoint, RemoteTarget, credentials_from_env
 
-__all__ = ["OWNER_TAG", "SageMakerDeployment", "runtime_url"]
+__all__ = ["OWNER_TAG", "SageMakerDeployment", "SageMakerTarget", "aws_errors", "runtime_url"]
 
 OWNER_TAG = {"Key": "created-by", "Value": "osrerank"}
 CONFIG_TAG = "osrerank-config"
 POLL_S = 15.0
 
-Progress = Callable[[str], None]
+
+@contextlib.contextmanager
+def aws_errors(doing: str) -> Iterator[None]:
+    """Turn botocore's exceptions into one-line AwsErrors that say what was being done and the likely fix."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    try:
+        yield
+    except NoCredentialsError as exc:
+        raise AwsError(
+            f"{doing}: no AWS credentials. Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an --aws-profile, "
+            "or run where an IAM role is available"
+        ) from exc
+    except NoRegionError as exc:
+        raise AwsError(f"{doing}: no AWS region; pass --region") from exc
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise AwsError(f"{doing} failed: {error.get('Code', 'error')}: {error.get('Message', exc)}") from exc
+    except BotoCoreError as exc:
+        raise AwsError(f"{doing} failed: {exc}") from exc
 
 
 def runtime_url(region: str, endpoint_name: str) -> str:
@@ -38,17 +59,10 @@ def runtime_url(region: str, endpoint_name: str) -> str:
     return f"https://runtime.sagemaker.{region}.amazonaws.com/endpoints/{endpoint_name}/invocations"
 
 
-@dataclass(frozen=True)
-class Deployed:
-    endpoint_name: str
-    url: str
-    action: str  # created | reused | updated
-
-
 class SageMakerDeployment:
     """Deploy, find and delete the kit's SageMaker endpoint for one Settings."""
 
-    def __init__(self, settings: Settings, progress: Progress = lambda _: None, boto_session: Any = None) -> None:
+    def __init__(self, settings: Settings, progress: Progress = quiet, boto_session: Any = None) -> None:
         self.settings, self.progress = settings, progress
         self.endpoint_name = settings.endpoint_name or f"{settings.name}-cross-encoder"
         self._boto = boto_session
@@ -124,7 +138,7 @@ class SageMakerDeployment:
         return endpoint
 
     # ----------------------------------------------------------------- deploy
-    def deploy(self, *, update: bool = False, wait: bool = True) -> Deployed:
+    def deploy(self, *, update: bool = False, wait: bool = True) -> Found:
         """Create the endpoint, or reuse it if it exists with the same settings (idempotent)."""
         url = runtime_url(self.settings.region, self.endpoint_name)
         current = self.find()
@@ -139,7 +153,7 @@ class SageMakerDeployment:
             if current["tags"].get(CONFIG_TAG) == self.fingerprint():
                 if wait:
                     self._wait()
-                return Deployed(self.endpoint_name, url, "reused")
+                return Found(url, "reused")
             if not update:
                 raise AwsError(
                     f"endpoint {self.endpoint_name} exists with different settings (model, image versions or "
@@ -156,7 +170,8 @@ class SageMakerDeployment:
             self._autoscale()
         if wait:
             self._wait()
-        return Deployed(self.endpoint_name, url, "created" if current is None else "updated")
+        action: Action = "created" if current is None else "updated"
+        return Found(url, action)
 
     def _tags(self) -> list[dict[str, str]]:
         return [OWNER_TAG, {"Key": CONFIG_TAG, "Value": self.fingerprint()}]
@@ -332,3 +347,28 @@ def _owned(sm: Any, kind: str, name: str) -> bool:
     except sm.exceptions.ClientError:
         return False
     return any(t == OWNER_TAG for t in sm.list_tags(ResourceArn=arn)["Tags"])
+
+
+class SageMakerTarget(RemoteTarget):
+    name = "sagemaker"
+    summary = "an Amazon SageMaker endpoint on the Hugging Face DLC (HF_TASK=text-classification)"
+    default_template = "sagemaker-hf-text-classification"
+
+    def deployment(self) -> SageMakerDeployment:
+        return SageMakerDeployment(self.settings, self.progress)
+
+    def check_server(self) -> None:
+        self.deployment().wanted()  # a local folder instead of a hub id fails here
+
+    def start_server(self) -> Endpoint:
+        with aws_errors(f"deploying the SageMaker endpoint for {self.settings.model}"):
+            found = self.deployment().deploy(update=self.settings.update)
+        return Endpoint(found.id, credentials_from_env(self.settings, self.template), found)
+
+    def server_plan(self) -> list[str]:
+        with aws_errors("looking up the SageMaker endpoint"):
+            return self.deployment().plan()
+
+    def stop_server(self, *, dry_run: bool) -> list[str]:
+        with aws_errors("removing the SageMaker endpoint"):
+            return self.deployment().teardown(dry_run=dry_run)

@@ -1,7 +1,7 @@
 """OpenSearch in Docker through testcontainers, for machines that have a Docker engine.
 
 Selected with ``OSRERANK_CLUSTER=testcontainers`` (the test suite's session fixture reads it); the
-default stays the Maven-fetched local node of :mod:`osrerank.cluster`, which needs no Docker. The
+default stays the Maven-fetched local node of :mod:`osrerank.launcher.node`, which needs no Docker. The
 image (``OSRERANK_OPENSEARCH_IMAGE``, default ``opensearchproject/opensearch:2.19.4``) already carries
 ml-commons, neural-search, k-NN and job-scheduler.
 
@@ -17,10 +17,10 @@ import time
 
 import requests
 
-from .cluster import ClusterInfo, ml_commons_settings
-from .errors import ClusterError, ToolMissingError
+from ..errors import ClusterError, ToolMissingError
+from .node import ClusterInfo, ml_commons_settings
 
-__all__ = ["DEFAULT_IMAGE", "ContainerCluster", "cluster_kind"]
+__all__ = ["DEFAULT_IMAGE", "ContainerOpenSearch", "cluster_kind"]
 
 DEFAULT_IMAGE = "opensearchproject/opensearch:2.19.4"
 BOOT_TIMEOUT_S = 180.0
@@ -34,7 +34,7 @@ def cluster_kind() -> str:
     return kind
 
 
-class ContainerCluster:
+class ContainerOpenSearch:
     """One throw-away OpenSearch container; ``up`` starts it, ``down`` removes it."""
 
     def __init__(self, image: str | None = None) -> None:
@@ -61,11 +61,14 @@ class ContainerCluster:
         self.container = container
         url = f"http://{container.get_container_host_ip()}:{container.get_exposed_port(9200)}"
         self._wait_green(url)
-        requests.put(
-            f"{url}/_cluster/settings", json={"persistent": ml_commons_settings()}, timeout=30
-        ).raise_for_status()
-        plugins = requests.get(f"{url}/_cat/plugins", params={"format": "json"}, timeout=30).json()
-        version = requests.get(url, timeout=30).json()["version"]["number"]
+        try:
+            requests.put(
+                f"{url}/_cluster/settings", json={"persistent": ml_commons_settings()}, timeout=30
+            ).raise_for_status()
+            plugins = requests.get(f"{url}/_cat/plugins", params={"format": "json"}, timeout=30).json()
+            version = requests.get(url, timeout=30).json()["version"]["number"]
+        except (requests.RequestException, ValueError) as exc:
+            raise ClusterError(f"the OpenSearch container at {url} did not answer properly: {exc}") from exc
         return ClusterInfo(url, version, 0, sorted({p["component"] for p in plugins}), "green")
 
     def down(self) -> bool:

@@ -1,24 +1,27 @@
-"""Create an index the kit owns and bulk-load documents into it (JSONL or a BEIR corpus)."""
+"""Indices the kit owns, and the one way documents get into them: a JSONL file (a BEIR corpus is one).
+
+An index the kit creates carries ``_meta.created_by: osrerank``; teardown deletes only such indices.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from opensearchpy.helpers import streaming_bulk
-
-from .errors import ConfigError, OpenSearchError
+from .errors import ConfigError, NotFound
 from .opensearch import Cluster
 
 __all__ = [
     "OWNER_META",
     "RERANK_FIELD",
     "combine_fields",
+    "count_lines",
     "create_index",
     "delete_index",
     "load_documents",
+    "load_jsonl",
     "owned_by_kit",
     "read_jsonl",
 ]
@@ -58,10 +61,8 @@ def owned_by_kit(cluster: Cluster, index: str) -> bool | None:
     """True if the kit created ``index`` (its ``_meta``), False if someone else did, None if it does not exist."""
     try:
         mapping = cluster.call("GET", f"/{index}/_mapping")
-    except OpenSearchError as exc:
-        if exc.status == 404:
-            return None
-        raise
+    except NotFound:
+        return None
     meta = next(iter(mapping.values()), {}).get("mappings", {}).get("_meta", {})
     return bool(meta.get("created_by") == OWNER_META["created_by"])
 
@@ -95,12 +96,20 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
         raise ConfigError(f"{path} does not exist") from None
 
 
+def count_lines(path: Path) -> int:
+    """Non-empty lines of a JSONL file (documents to expect)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            return sum(1 for line in f if line.strip())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+
+
 def load_documents(
     cluster: Cluster,
     index: str,
     docs: Iterable[dict[str, Any]],
     *,
-    chunk_size: int = 500,
     on_progress: Callable[[int], None] | None = None,
     refresh: bool = True,
 ) -> int:
@@ -115,12 +124,37 @@ def load_documents(
             yield action
 
     count = 0
-    for ok, item in streaming_bulk(cluster.client, actions(), chunk_size=chunk_size, raise_on_error=False):
-        if not ok:
-            raise OpenSearchError(f"bulk indexing into {index} failed: {json.dumps(item)[:500]}")
+    for _ in cluster.bulk(actions()):
         count += 1
         if on_progress:
             on_progress(1)
     if refresh:
         cluster.call("POST", f"/{index}/_refresh")
     return count
+
+
+def load_jsonl(
+    cluster: Cluster,
+    index: str,
+    path: Path,
+    *,
+    text_fields: Sequence[str],
+    combine: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+    recreate: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Create ``index`` (text mappings for ``text_fields``) and load ``path`` into it. With ``combine``,
+    every document also gets RERANK_FIELD: those fields joined with ". ". With ``only``, documents keep
+    just those fields (and ``_id``): a BEIR record's free-form metadata stays out of the mapping."""
+    fields = [*text_fields, *combine, *([RERANK_FIELD] if combine else [])]
+    create_index(cluster, index, list(dict.fromkeys(fields)), recreate=recreate)
+
+    def docs() -> Iterator[dict[str, Any]]:
+        for doc in read_jsonl(path):
+            if only is not None:
+                kept = {k: doc.get(k) or "" for k in only}
+                doc = {"_id": str(doc["_id"]), **kept} if "_id" in doc else kept
+            yield combine_fields(doc, combine) if combine else doc
+
+    return load_documents(cluster, index, docs(), on_progress=on_progress)

@@ -1,6 +1,6 @@
 """Building one rerank field from several, since the rerank processor joins fields with no separator."""
 
-from osrerank.index import RERANK_FIELD, combine_fields
+from osrerank.ingest import RERANK_FIELD, combine_fields
 
 
 def test_fields_are_joined_with_a_separator_and_empty_ones_left_out():

@@ -1,0 +1,109 @@
+"""``osrerank deploy | setup | teardown | demo | targets``: bring reranking up and take it down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..reranker import Reranker
+from .common import CONTEXT, friendly_errors, out, print_hits, print_steps, progress, resolve_settings, settings_options
+
+ALL = ("cluster", "model", "names", "sagemaker")
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--dry-run", is_flag=True, help="Show what would be created or reused; change nothing.")
+@settings_options(*ALL)
+@friendly_errors
+def deploy(dry_run: bool, **kwargs: Any) -> None:
+    """Deploy the model only (the stand-in, SageMaker, or inside the cluster) and say where it is.
+
+    Idempotent: an endpoint with this name and the same settings is reused.
+
+    \b
+    Example:
+        osrerank deploy --target sagemaker --role-arn arn:aws:iam::123456789012:role/sm --region us-west-2
+    """
+    reranker = Reranker(resolve_settings(kwargs), progress)
+    if dry_run:
+        reranker.target.check()
+        for line in reranker.target.plan():
+            out.print(f"would {line}")
+        return
+    for step, found in reranker.deploy().items():
+        out.print(f"{step}: {found.action}: {found.id}")
+
+
+@click.command(context_settings=CONTEXT)
+@settings_options(*ALL)
+@friendly_errors
+def setup(**kwargs: Any) -> None:
+    """Deploy the model, then create model group, connector, model and rerank pipeline.
+
+    Idempotent: a second run finds every object by name and reuses it.
+
+    \b
+    Example:
+        osrerank setup --model ./ms-marco-MiniLM-L-6-v2 --index my-docs --document-fields title,body
+    """
+    print_steps("osrerank setup", Reranker(resolve_settings(kwargs), progress).setup().steps)
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--keep-index", is_flag=True, help="Leave the index in place.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@settings_options(*ALL)
+@friendly_errors
+def teardown(keep_index: bool, dry_run: bool, **kwargs: Any) -> None:
+    """Remove pipeline, model, model group, connector, endpoint (the stand-in, or SageMaker resources
+    tagged created-by=osrerank) and the kit-created index.
+
+    \b
+    Example:
+        osrerank teardown --keep-index --dry-run
+    """
+    removed = Reranker(resolve_settings(kwargs), progress).teardown(keep_index=keep_index, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    out.print(f"{verb}: " + (", ".join(removed) if removed else "nothing (no kit-created objects found)"))
+
+
+@click.command(context_settings=CONTEXT)
+@settings_options(*ALL)
+@friendly_errors
+def demo(**kwargs: Any) -> None:
+    """The OpenSearch tutorial, end to end on this machine: local cluster, local model stand-in
+    (SigV4-checked), the tutorial's four passages, setup, and the reranked search.
+
+    \b
+    Example:
+        osrerank demo --model ../shared/models/minilm-l6-random-head
+    """
+    from ..demo import TUTORIAL_QUERY, run_demo
+
+    settings = resolve_settings(kwargs)
+    result, hits = run_demo(settings, progress)
+    print_steps("osrerank setup", result.steps)
+    out.print(f"\nquery: {TUTORIAL_QUERY}")
+    print_hits(hits, settings.document_fields, width=200)
+    out.print(
+        "\nLeft running: the local OpenSearch and the model stand-in, so you can search again. "
+        "Remove what setup made with `osrerank teardown`; stop the node with `osrerank cluster down`."
+    )
+
+
+@click.command(context_settings=CONTEXT)
+def targets() -> None:
+    """List the deploy targets (--target).
+
+    \b
+    Example:
+        osrerank targets
+    """
+    from ..targets import TARGETS
+
+    for name, target in TARGETS.items():
+        out.print(f"{name:12} {target.summary}", highlight=False)
+
+
+COMMANDS = [deploy, setup, teardown, demo, targets]

@@ -1,0 +1,171 @@
+"""ml-commons' REST API in one place, shaped like opensearch-py's ``client.plugins.ml`` namespace.
+
+Connectors, model groups, models (register, upload, deploy, predict, undeploy, delete) and tasks.
+Each method is one ml-commons call, or one call plus the waiting ml-commons needs around it; create
+or reuse decisions live with the steps that make them (connector.py, the targets).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .errors import Conflict, NotFound, OpenSearchError
+from .opensearch import Cluster
+from .types import Found
+
+__all__ = ["MLCommons"]
+
+ML = "/_plugins/_ml"
+
+
+class MLCommons:
+    """ml-commons on one cluster.
+
+    Example::
+
+        ml = MLCommons(connect(settings))
+        ml.predict(model_id, "What is the capital of the United States?", ["Washington, D.C. ..."])
+    """
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    # ------------------------------------------------------------------ connectors
+    def find_connectors(self, name: str) -> list[dict[str, Any]]:
+        return self.cluster.find(f"{ML}/connectors/_search", {"term": {"name.keyword": name}})
+
+    def create_connector(self, body: dict[str, Any]) -> str:
+        return str(self.cluster.call("POST", f"{ML}/connectors/_create", body)["connector_id"])
+
+    def delete_connector(self, connector_id: str) -> bool:
+        """Delete one connector; False if it was already gone."""
+        try:
+            self.cluster.call("DELETE", f"{ML}/connectors/{connector_id}")
+            return True
+        except NotFound:
+            return False
+
+    # ------------------------------------------------------------------ model groups
+    def find_model_groups(self, name: str) -> list[dict[str, Any]]:
+        return self.cluster.find(f"{ML}/model_groups/_search", {"term": {"name.keyword": name}})
+
+    def ensure_model_group(self, name: str) -> Found:
+        """The model group of that name, registered if there is none."""
+        for group in self.find_model_groups(name):
+            return Found(group["id"], "reused")
+        body = {"name": name, "description": "created by osrerank"}
+        return Found(self.cluster.call("POST", f"{ML}/model_groups/_register", body)["model_group_id"], "created")
+
+    def delete_model_group(self, group_id: str, wait_s: float = 10.0) -> bool:
+        """Delete one model group; False if it was already gone. ml-commons sees a just-deleted model
+        version for a moment and answers 409 meanwhile."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self.cluster.call("DELETE", f"{ML}/model_groups/{group_id}")
+                return True
+            except NotFound:
+                return False
+            except Conflict:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    # ------------------------------------------------------------------ models
+    def find_models(self, name: str, *, algorithm: str | None = None) -> list[dict[str, Any]]:
+        """Models named ``name`` (not their chunks). Search results lag a just-deleted model and a GET by
+        id does not, so each hit is confirmed by id."""
+        filters: list[dict[str, Any]] = [{"term": {"name.keyword": name}}]
+        if algorithm:
+            filters.append({"term": {"algorithm": algorithm}})
+        hits = self.cluster.find(f"{ML}/models/_search", {"bool": {"filter": filters}})
+        return [h for h in hits if h.get("chunk_number") is None and self.cluster.exists(f"{ML}/models/{h['id']}")]
+
+    def models_using(self, connector_id: str) -> list[str]:
+        """Models registered on a connector. Filtered here: connector_id is an analysed text field,
+        so a term query on a mixed-case id finds nothing."""
+        query = {"bool": {"must_not": {"exists": {"field": "chunk_number"}}}}
+        found = self.cluster.find(f"{ML}/models/_search", query, size=10000)
+        return [m["id"] for m in found if m.get("connector_id") == connector_id]
+
+    def model(self, model_id: str) -> dict[str, Any]:
+        return dict(self.cluster.call("GET", f"{ML}/models/{model_id}"))
+
+    def register_remote(self, name: str, connector_id: str, group_id: str, description: str) -> str:
+        """Register (not deploy) a remote model on a connector; returns its id."""
+        body = {
+            "name": name,
+            "function_name": "remote",
+            "model_group_id": group_id,
+            "connector_id": connector_id,
+            "description": description,
+        }
+        created = self.cluster.call("POST", f"{ML}/models/_register", body)
+        self.wait_task(created["task_id"])
+        return str(created["model_id"])
+
+    def register_meta(self, body: dict[str, Any]) -> str:
+        """Start a chunked upload of a local model; returns its id."""
+        return str(self.cluster.call("POST", f"{ML}/models/_register_meta", body)["model_id"])
+
+    def upload_chunk(self, model_id: str, number: int, data: bytes) -> None:
+        self.cluster.call("POST", f"{ML}/models/{model_id}/upload_chunk/{number}", data)
+
+    def deploy(self, model_id: str, timeout_s: float = 120.0) -> None:
+        """Deploy once and wait until the model says DEPLOYED.
+
+        Not ``_register?deploy=true``: its task id is the register task's, which completes before the
+        deploy does, and a prediction sent then makes ml-commons auto-deploy the model a second time; the
+        two deploys race on the model document and one fails with a version conflict, leaving a FAILED
+        task or even ``model_state: DEPLOY_FAILED`` on a model the node serves."""
+        task = self.cluster.call("POST", f"{ML}/models/{model_id}/_deploy")["task_id"]
+        self.wait_task(task, timeout_s)
+        deadline = time.monotonic() + 30
+        while self.model(model_id).get("model_state") != "DEPLOYED":
+            if time.monotonic() > deadline:  # the task ends a moment before the model's state says so
+                raise OpenSearchError(f"model {model_id} is not DEPLOYED 30 s after its deploy task ended")
+            time.sleep(0.5)
+
+    def predict(self, model_id: str, query: str, docs: list[str], timeout: float | None = None) -> list[float]:
+        """Scores for ``docs`` against ``query``, in document order."""
+        reply = self.cluster.call(
+            "POST",
+            f"{ML}/_predict/text_similarity/{model_id}",
+            {"query_text": query, "text_docs": docs},
+            timeout=timeout,
+        )
+        # a remote model answers with one result holding one output per document; an in-cluster
+        # TEXT_SIMILARITY model with one result per document: flattening keeps document order for both
+        return [float(o["data"][0]) for result in reply["inference_results"] for o in result["output"]]
+
+    def delete_model(self, model_id: str, wait_s: float = 30.0) -> None:
+        """Undeploy, then delete. ml-commons updates the model's state after _undeploy returns, and an
+        undeploy that lands while a deploy is still running is lost, so both are repeated until the
+        delete goes through."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self.cluster.call("POST", f"{ML}/models/{model_id}/_undeploy")
+                self.cluster.call("DELETE", f"{ML}/models/{model_id}")
+                return
+            except NotFound:
+                return
+            except OpenSearchError as exc:
+                if exc.status != 400 or "deployed state" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    # ------------------------------------------------------------------ tasks
+    def wait_task(self, task_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
+        """Poll a task until it completes; raise with its error if it fails."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            task = self.cluster.call("GET", f"{ML}/tasks/{task_id}")
+            state = task.get("state")
+            if state == "COMPLETED":
+                return dict(task)
+            if state in ("FAILED", "CANCELLED", "COMPLETED_WITH_ERROR"):
+                raise OpenSearchError(f"ml-commons task {task_id} {state}: {task.get('error', 'no error given')}")
+            time.sleep(0.5)
+        raise OpenSearchError(f"ml-commons task {task_id} did not finish within {timeout_s:.0f}s")

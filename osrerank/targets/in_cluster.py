@@ -1,0 +1,161 @@
+"""Target ``opensearch``: run the cross-encoder inside the OpenSearch nodes as an ml-commons local
+``TEXT_SIMILARITY`` model in ONNX format, registered by chunked upload (no URL download, works offline).
+
+ml-commons (``TextSimilarityCrossEncoderModel`` + ``TextSimilarityTranslator``) unzips the upload, loads
+the one ``*.onnx`` file with DJL's ONNX Runtime engine and ``tokenizer.json`` with DJL's Hugging Face
+tokenizer, encodes each (query, document) pair and returns the model's raw output: the logit. So that
+this target and the SageMaker/stand-in targets return the same numbers, the packaged graph gets a
+``Sigmoid`` node after the logit when the activation is ``sigmoid`` (the default). The tokenizer file
+gets truncation to the model's maximum length switched on, since a pair longer than the position
+embeddings would otherwise fail inside the node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from typing import Any
+
+from ..errors import OpenSearchError, ToolMissingError
+from ..ml_commons import MLCommons
+from ..model import ScorerOptions, check_model, load_scorer, onnx_path, resolve_model_dir
+from ..types import Found
+from .base import Target
+
+__all__ = ["CHUNK_BYTES", "InClusterTarget", "package_model"]
+
+CHUNK_BYTES = 9 * 1024 * 1024  # ml-commons refuses chunks of 10 MB or more
+FUNCTION = "TEXT_SIMILARITY"
+
+
+def package_model(model: str, activation: str = "sigmoid") -> tuple[bytes, dict[str, Any]]:
+    """The zip ml-commons expects (``model.onnx`` + ``tokenizer.json`` at the root) and its model config."""
+    try:
+        import onnx
+        from onnx import helper
+    except ImportError:
+        raise ToolMissingError("the opensearch target needs the onnx package: pip install 'osrerank[int8]'") from None
+    folder = resolve_model_dir(model)
+    scorer = load_scorer(ScorerOptions(model=str(folder)))  # validates: one logit, tokenizer, ONNX file
+    graph_model = onnx.load(str(onnx_path(folder)))
+    if activation == "sigmoid":
+        graph = graph_model.graph
+        logits = graph.output[0].name
+        graph.node.append(helper.make_node("Sigmoid", [logits], ["similarity"], name="osrerank_sigmoid"))
+        shape = graph.output[0].type
+        graph.output.pop()
+        out = helper.make_empty_tensor_value_info("similarity")
+        out.type.CopyFrom(shape)
+        graph.output.append(out)
+    tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer["truncation"] = {
+        "direction": "Right",
+        "max_length": scorer.max_length,
+        "strategy": "LongestFirst",
+        "stride": 0,
+    }
+    tokenizer["padding"] = None
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in (
+            ("model.onnx", graph_model.SerializeToString()),
+            ("tokenizer.json", json.dumps(tokenizer)),
+        ):
+            # a fixed timestamp keeps the zip, and so its hash (how setup finds it again), reproducible
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content, zipfile.ZIP_DEFLATED)
+    config = {
+        "model_type": json.loads((folder / "config.json").read_text()).get("model_type", "bert"),
+        "embedding_dimension": 1,
+        "framework_type": "huggingface_transformers",
+    }
+    return buffer.getvalue(), config
+
+
+class InClusterTarget(Target):
+    name = "opensearch"
+    summary = "inside the OpenSearch nodes: an ml-commons ONNX TEXT_SIMILARITY model (no endpoint, no connector)"
+
+    def check(self) -> None:
+        check_model(self.settings.model)
+
+    def plan(self) -> list[str]:
+        return [f"register and deploy {self.settings.model} inside the cluster as {self.settings.model_name}"]
+
+    def deploy(self, ml: MLCommons | None) -> dict[str, Found]:
+        if ml is None:
+            raise OpenSearchError("the opensearch target deploys into a cluster: pass --opensearch-url or start one")
+        group = ml.ensure_model_group(self.settings.group_name)
+        return {"model group": group, **self.setup_model(ml, group.id)}
+
+    def setup_model(self, ml: MLCommons, group_id: str) -> dict[str, Found]:
+        """Register (chunked upload) and deploy the packaged model; reuse one with the same content hash."""
+        data, config = package_model(self.settings.model, self.settings.activation)
+        digest = hashlib.sha256(data).hexdigest()
+        for existing in ml.find_models(self.settings.model_name):
+            if existing.get("model_content_hash_value") != digest:
+                continue  # another model version of that name
+            if existing.get("model_state") in (
+                "REGISTERED",
+                "DEPLOYED",
+                "DEPLOYING",
+                "PARTIALLY_DEPLOYED",
+                "DEPLOY_FAILED",
+            ):
+                self._deploy(ml, existing["id"])
+                return {"model": Found(existing["id"], "reused")}
+            ml.delete_model(existing["id"])  # an upload that stopped halfway: start again
+        chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
+        self.progress(
+            f"registering {self.settings.model_name} in the cluster: {len(data) / 1e6:.0f} MB in {len(chunks)} chunks"
+        )
+        model_id = ml.register_meta(
+            {
+                "name": self.settings.model_name,
+                "version": "1.0.0",
+                "description": f"osrerank: {self.settings.model} ({self.settings.activation})",
+                "model_format": "ONNX",
+                "function_name": FUNCTION,
+                "model_group_id": group_id,
+                "model_content_hash_value": digest,
+                "model_content_size_in_bytes": len(data),
+                "total_chunks": len(chunks),
+                "model_config": config,
+            }
+        )
+        for n, chunk in enumerate(chunks):
+            ml.upload_chunk(model_id, n, chunk)
+        self._deploy(ml, model_id)
+        return {"model": Found(model_id, "created")}
+
+    def _deploy(self, ml: MLCommons, model_id: str) -> None:
+        if ml.model(model_id).get("model_state") == "DEPLOYED":
+            return
+        self.progress("deploying the model inside the cluster")
+        try:
+            ml.deploy(model_id, timeout_s=300)
+        except OpenSearchError as exc:
+            if "publish.djl.ai" in str(exc):
+                raise OpenSearchError(
+                    f"deploying the in-cluster model {model_id} failed: DJL inside ml-commons wanted to download "
+                    "libtorch from publish.djl.ai and the node cannot reach it. The local 3.x node osrerank starts "
+                    "has it from Maven Central; OpenSearch 2.19 pins PyTorch 1.13.1, which is not there. Give the "
+                    "node internet access for the first deploy, or pre-fill its DJL cache (see the README)."
+                ) from exc
+            raise OpenSearchError(
+                f"deploying the in-cluster model {model_id} failed: {exc}. "
+                "The node log has the details (osrerank cluster status prints its location)."
+            ) from exc
+
+    def find_model(self, ml: MLCommons) -> str | None:
+        return next((str(m["id"]) for m in ml.find_models(self.settings.model_name, algorithm=FUNCTION)), None)
+
+    def teardown(self, ml: MLCommons | None, *, dry_run: bool) -> list[str]:
+        if ml is None:
+            return []
+        models = [m["id"] for m in ml.find_models(self.settings.model_name, algorithm=FUNCTION)]
+        if not dry_run:
+            for model_id in models:
+                ml.delete_model(model_id)
+        return [f"model {m}" for m in models]

@@ -1,0 +1,84 @@
+"""Reranker.setup / teardown against an in-memory cluster (tests/unit/fake_opensearch.py): the order of
+steps, reuse by name, and what teardown removes, without a JVM. The real cluster suite checks the same
+against OpenSearch itself (tests/integration/test_lifecycle.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from osrerank.config import Settings
+from osrerank.errors import ConfigError, ModelLoadError, TemplateError
+from osrerank.opensearch import Cluster
+from osrerank.reranker import Reranker
+
+from .fake_opensearch import FakeOpenSearch
+
+URL = "http://127.0.0.1:9/endpoints/x/invocations"  # never called: the fake cluster answers for the model
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    fake = FakeOpenSearch()
+    monkeypatch.setattr("osrerank.reranker.connect", lambda settings, url=None: Cluster(fake, "http://fake"))  # type: ignore[arg-type]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret")
+    return fake
+
+
+def reranker(**extra) -> Reranker:
+    return Reranker(Settings(opensearch_url="http://fake", endpoint_url=URL, name="orch", **extra))
+
+
+def test_setup_creates_each_object_once_and_reuses_them(fake):
+    first = reranker().setup()
+    assert list(first.steps) == ["model group", "endpoint", "connector", "model", "pipeline"]
+    assert {s: f.action for s, f in first.steps.items() if s != "endpoint"} == dict.fromkeys(
+        ["model group", "connector", "model", "pipeline"], "created"
+    )
+    counts = {kind: len(objects) for kind, objects in fake.objects.items()}
+    assert counts == {"connectors": 1, "models": 1, "model_groups": 1} and list(fake.pipelines) == ["osrerank-rerank"]
+    assert fake.objects["models"][first.model_id]["model_state"] == "DEPLOYED"
+    deploys = [c for c in fake.calls if c[1].endswith("/_deploy")]
+    assert len(deploys) == 1  # one deploy, and no register-with-deploy
+    second = reranker().setup()
+    assert {s: f.id for s, f in second.steps.items()} == {s: f.id for s, f in first.steps.items()}
+    assert all(f.action == "reused" for f in second.steps.values())
+    assert {kind: len(objects) for kind, objects in fake.objects.items()} == counts
+
+
+def test_a_changed_endpoint_replaces_the_connector_and_its_model(fake):
+    first = reranker().setup()
+    moved = reranker(endpoint_url="http://127.0.0.1:10/endpoints/x/invocations").setup()
+    assert moved.steps["connector"].action == "replaced" and moved.steps["model"].action == "created"
+    assert moved.steps["model group"].id == first.steps["model group"].id
+    assert set(fake.objects["models"]) == {moved.model_id}
+
+
+def test_teardown_removes_everything_and_a_dry_run_nothing(fake):
+    reranker().setup()
+    plan = reranker().teardown(dry_run=True)
+    assert len(fake.objects["models"]) == 1 and fake.pipelines
+    assert reranker().teardown() == plan
+    assert fake.objects == {"connectors": {}, "models": {}, "model_groups": {}} and fake.pipelines == {}
+    assert reranker().teardown() == []
+
+
+def test_predict_and_rank_go_through_the_registered_model(fake):
+    reranker().setup()
+    assert reranker().predict("q", ["a", "b", "c"]) == [1.0, 0.5, 1 / 3]
+    assert [r["corpus_id"] for r in reranker().rank("q", ["a", "b", "c"], top_k=2)] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("extra", "error", "message"),
+    [
+        ({"template": "nosuch"}, TemplateError, "unknown connector template 'nosuch'"),
+        ({"template": "../../../../tmp/x"}, TemplateError, "unknown connector template"),
+        ({"target": "nowhere"}, ConfigError, "unknown target 'nowhere'"),
+        ({"endpoint_url": None, "model": "/nonexistent/model"}, ModelLoadError, "neither a model folder nor a hub id"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_is_created(fake, extra, error, message):
+    with pytest.raises(error, match=message):
+        reranker(**extra).setup()
+    assert fake.calls == []
