@@ -26,7 +26,7 @@ def fake(monkeypatch):
 
 
 def reranker(**extra) -> Reranker:
-    return Reranker(Settings(opensearch_url="http://fake", endpoint_url=URL, name="orch", **extra))
+    return Reranker(Settings(**{"opensearch_url": "http://fake", "endpoint_url": URL, "name": "orch", **extra}))
 
 
 def test_setup_creates_each_object_once_and_reuses_them(fake):
