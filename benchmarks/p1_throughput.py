@@ -30,7 +30,8 @@ import numpy as np
 import requests
 
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
-from osrerank.model import ScorerOptions, load_scorer
+from osrerank.model import ScorerOptions
+from osrerank.scorer import load_scorer
 from osrerank.server.run import ServeOptions
 from osrerank.targets.standin import StandIn
 

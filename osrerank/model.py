@@ -1,39 +1,33 @@
-"""Load a Hugging Face cross-encoder (or bi-encoder) folder and score pairs with ONNX Runtime.
+"""Model folders: what a model is and where its ONNX graph comes from (scorer.py runs it).
 
 A model is a folder with ``tokenizer.json``, ``config.json`` and ``onnx/model.onnx`` (the layout of
 ``cross-encoder/ms-marco-MiniLM-L-6-v2`` on the hub). A hub id is downloaded with huggingface_hub;
 a folder holding only PyTorch/safetensors weights is converted to ONNX once and cached.
-
-Scoring groups pairs by token length before padding, so a batch of mixed lengths wastes little
-compute on padding tokens; scores always come back in input order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from .errors import ModelLoadError, ScoringError, ToolMissingError
+from .errors import ModelLoadError, ToolMissingError
 from .paths import cache_root
 
 __all__ = [
     "Activation",
     "Kind",
-    "PairScorer",
     "Precision",
     "ScorerOptions",
-    "Scores",
     "activate",
     "check_model",
-    "load_scorer",
     "onnx_path",
+    "quantized",
+    "read_json",
     "resolve_model_dir",
 ]
 
@@ -66,15 +60,6 @@ class ScorerOptions:
     )
     batch_size: int = field(default=32, metadata={"help": "Pairs per model run."})
     threads: int | None = field(default=None, metadata={"help": "ONNX Runtime threads [default: all CPUs]."})
-
-
-@dataclass(frozen=True)
-class Scores:
-    """One raw score per pair in input order (logit, or cosine for a bi-encoder), and which
-    pairs had to be truncated to fit the model."""
-
-    values: np.ndarray
-    truncated: np.ndarray
 
 
 def activate(raw: np.ndarray, activation: Activation) -> np.ndarray:
@@ -118,7 +103,7 @@ def resolve_model_dir(model: str | Path) -> Path:
         ) from exc
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -144,7 +129,7 @@ def _onnx_cache(weights: Path) -> Path:
     return cache_root() / "onnx" / digest
 
 
-def _quantized(onnx_file: Path) -> Path:
+def quantized(onnx_file: Path) -> Path:
     """INT8 dynamic quantization (weights per channel, activations at run time), cached by content hash.
 
     About 2.6x faster than fp32 on a CPU with AVX-512 VNNI, at a cost in exactness: see the README.
@@ -180,7 +165,7 @@ def _convert_to_onnx(folder: Path) -> Path:
             f"{folder} has only PyTorch weights; converting them to ONNX once needs torch and transformers: "
             "pip install 'osrerank[torch]'"
         ) from None
-    config = _read_json(folder / "config.json")
+    config = read_json(folder / "config.json")
     is_classifier = any(a.endswith("ForSequenceClassification") for a in config.get("architectures", []))
     hf_model = (AutoModelForSequenceClassification if is_classifier else AutoModel).from_pretrained(folder).eval()
 
@@ -215,127 +200,3 @@ def _convert_to_onnx(folder: Path) -> Path:
         )
     tmp.rename(target)
     return target
-
-
-class PairScorer:
-    """Scores (query, document) pairs with an ONNX model; thread-safe for concurrent ``score`` calls.
-
-    ``score`` returns raw values; ``predict`` applies the activation chosen at construction.
-    ``kind="cross-encoder"``: the model's single logit (sigmoid in ``predict`` unless activation is "none").
-    ``kind="bi-encoder"``: cosine similarity of mean-pooled embeddings of query and document.
-    """
-
-    def __init__(self, folder: Path, options: ScorerOptions) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        self.folder, self.options = folder, options
-        self.kind, self.activation, self.batch_size = options.kind, options.activation, options.batch_size
-        kind = options.kind
-        onnx_file = onnx_path(folder)
-        if options.precision == "int8":
-            onnx_file = _quantized(onnx_file)
-        config = _read_json(folder / "config.json")
-        tok_config = _read_json(folder / "tokenizer_config.json")
-        if kind == "cross-encoder" and len(config.get("id2label", {"0": "x"})) != 1:
-            raise ModelLoadError(
-                f"{folder} is a classifier with {len(config['id2label'])} labels; a cross-encoder for "
-                "reranking has exactly one output logit"
-            )
-        self.label = next(iter(config.get("id2label", {"0": "LABEL_0"}).values()))
-        limits = [config.get("max_position_embeddings", 512), tok_config.get("model_max_length", 512)]
-        if kind == "bi-encoder":  # sentence-transformers truncates to its own, often shorter, limit
-            limits.append(_read_json(folder / "sentence_bert_config.json").get("max_seq_length", 512))
-        self.max_length = int(min(x for x in limits if isinstance(x, int) and x > 0))
-        try:
-            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        except Exception as exc:
-            raise ModelLoadError(f"cannot load {folder / 'tokenizer.json'}: {exc}") from exc
-        self.tokenizer.enable_truncation(self.max_length, strategy="longest_first")
-        self.tokenizer.no_padding()
-        self.pad_id = int(config.get("pad_token_id", 0) or 0)
-        session_options = ort.SessionOptions()
-        session_options.intra_op_num_threads = options.threads or os.cpu_count() or 1
-        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(onnx_file), session_options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            raise ModelLoadError(f"ONNX Runtime cannot load {onnx_file}: {str(exc).splitlines()[0][:300]}") from exc
-        self.input_names = {i.name for i in self.session.get_inputs()}
-
-    # ------------------------------------------------------------------ public
-    def score(self, pairs: Sequence[tuple[str, str]]) -> Scores:
-        """Score pairs in input order. Empty input gives empty arrays."""
-        if not pairs:
-            return Scores(np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool))
-        if self.kind == "bi-encoder":
-            return self._score_bi(pairs)
-        encodings = self.tokenizer.encode_batch([(q, d) for q, d in pairs])
-        logits = self._run(encodings)[:, 0]
-        truncated = np.array([bool(e.overflowing) for e in encodings])
-        return Scores(logits.astype(np.float64), truncated)
-
-    def predict(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Scores after this scorer's activation (bi-encoder cosines are never squashed)."""
-        raw = self.score(pairs).values
-        return raw if self.kind == "bi-encoder" else activate(raw, self.activation)
-
-    def count_tokens(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
-        return [len(e.ids) for e in self.tokenizer.encode_batch(list(pairs))]
-
-    # ------------------------------------------------------------------ internals
-    def _run(self, encodings: list) -> np.ndarray:
-        """Run the model over encodings, grouped by length into batches; output rows in input order."""
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-        outputs: list[np.ndarray | None] = [None] * len(encodings)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            width = max(len(encodings[i].ids) for i in chunk)
-            ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.int64)
-            types = np.zeros((len(chunk), width), dtype=np.int64)
-            for row, i in enumerate(chunk):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                mask[row, :n] = 1
-                types[row, :n] = encodings[i].type_ids
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-            try:
-                result = self.session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
-            except Exception as exc:  # onnxruntime's own error types: a model or runtime fault
-                raise ScoringError(f"the model failed on a batch of {len(chunk)} pairs: {exc}") from exc
-            if self.kind == "bi-encoder":
-                result = _mean_pool(result, mask)
-            for row, i in enumerate(chunk):
-                outputs[i] = result[row]
-        return np.stack(outputs)  # type: ignore[arg-type]
-
-    def _score_bi(self, pairs: Sequence[tuple[str, str]]) -> Scores:
-        queries = sorted({q for q, _ in pairs})
-        texts = queries + [d for _, d in pairs]
-        encodings = self.tokenizer.encode_batch(texts)
-        vectors = self._run(encodings)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        q_index = {q: i for i, q in enumerate(queries)}
-        docs = vectors[len(queries) :]
-        values = np.array([float(vectors[q_index[q]] @ docs[j]) for j, (q, _) in enumerate(pairs)])
-        truncated = np.array([bool(e.overflowing) for e in encodings[len(queries) :]])
-        return Scores(values, truncated)
-
-
-def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    weights = mask[..., None].astype(hidden.dtype)
-    return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-
-
-def load_scorer(model: ScorerOptions | str | Path, **options: Any) -> PairScorer:
-    """Resolve a folder or hub id and build a :class:`PairScorer` for it (``options``: ScorerOptions fields).
-
-    Example::
-
-        scorer = load_scorer("models/ms-marco-MiniLM-L-6-v2")
-        scorer.predict([("What is the capital of the United States?", "Washington, D.C. ...")])
-    """
-    chosen = model if isinstance(model, ScorerOptions) else ScorerOptions(model=str(model))
-    chosen = replace(chosen, **options)
-    return PairScorer(resolve_model_dir(chosen.model), chosen)

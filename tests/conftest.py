@@ -65,7 +65,7 @@ class ServerThread:
 
 @pytest.fixture(scope="session")
 def scorer(test_model_dir: Path) -> Any:
-    from osrerank.model import load_scorer
+    from osrerank.scorer import load_scorer
 
     return load_scorer(test_model_dir)
 

@@ -31,6 +31,16 @@ __all__ = ["ClusterInfo", "LocalOpenSearch", "ml_commons_settings"]
 RUN_USER = "osrerank"
 HEAP = "2g"  # 1 GB trips the parent circuit breaker after a few in-cluster model deploys
 JAVA_OPTS = f"-Xms{HEAP} -Xmx{HEAP}"
+#: Node settings that are the same at every start. A running node started with others is restarted.
+STATIC_SETTINGS = {
+    "network.host": "127.0.0.1",
+    "cluster.name": "osrerank",
+    "cluster.routing.allocation.disk.threshold_enabled": "false",
+    # count only tracked allocations in the parent breaker: in-cluster model uploads leave garbage that a
+    # real-memory breaker takes for load, answering 429 until the next collection
+    "indices.breaker.total.use_real_memory": "false",
+}
+LAUNCH = json.dumps([JAVA_OPTS, STATIC_SETTINGS], sort_keys=True)
 BOOT_TIMEOUT_S = 180.0
 
 
@@ -145,11 +155,11 @@ class LocalOpenSearch:
     def up(self) -> ClusterInfo:
         """Start the node (installing first if needed), or reuse the one already running."""
         if self.running_url():
-            if (self._state() or {}).get("java_opts") == JAVA_OPTS:
+            if (self._state() or {}).get("launch") == LAUNCH:
                 self.progress(f"OpenSearch {self.version} is already running")
                 self.apply_settings()
                 return self.status()
-            self.progress(f"restarting OpenSearch {self.version}: it runs with other JVM options")
+            self.progress(f"restarting OpenSearch {self.version}: it runs with other JVM options or settings")
             self.down()
         home = self.distribution.install()
         java_home = self.distribution.java_home
@@ -167,15 +177,13 @@ class LocalOpenSearch:
         _chown(home, owner)
         _chown(self.run_dir, owner)
         settings = {
+            **STATIC_SETTINGS,
             "discovery.type": "single-node",
-            "network.host": "127.0.0.1",
             "http.port": port,
             "transport.port": process.free_port(),
             "path.data": self.run_dir / "data",
             "path.logs": self.log_dir,
-            "cluster.name": "osrerank",
             "node.name": "osrerank-node",
-            "cluster.routing.allocation.disk.threshold_enabled": "false",
         }
         cmd = [str(home / "bin/opensearch")] + [arg for k, v in settings.items() for arg in ("-E", f"{k}={v}")]
         env = {
@@ -192,9 +200,7 @@ class LocalOpenSearch:
             user=owner[0] if owner else None, group=owner[1] if owner else None,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
-        self.state_file.write_text(
-            json.dumps({"pid": proc.pid, "url": url, "version": self.version, "java_opts": JAVA_OPTS})
-        )
+        self.state_file.write_text(json.dumps({"pid": proc.pid, "url": url, "version": self.version, "launch": LAUNCH}))
         process.wait_ready(
             proc,
             lambda: process.http_ok(f"{url}/_cluster/health", wait_for_status="yellow", timeout="2s"),

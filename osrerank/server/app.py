@@ -7,21 +7,24 @@ Routes (all JSON):
     POST /invocations                       SageMaker container path (what the real container serves)
     POST /predictions/{model}               TorchServe inference API: pair list -> list of scores
     POST /rerank                            TEI: {"query","texts"} -> [{"index","score"}] by score
-    GET  /metrics                           Prometheus text counters
+    GET  /metrics                           Prometheus text counters (never authenticated)
     GET|DELETE /_osrerank/received          texts received (only with record=True; for tests)
 
-Every route but /ping, /health and /metrics needs a SigV4 signature or the bearer token unless the
-server runs open (see auth.py). One error body everywhere: ``{"error": str, "error_type": str}``; its
-status comes from ``STATUS``.
+Every other route needs a SigV4 signature or the bearer token unless the server runs open (auth.py).
+A request is read and checked (payloads.py), tokenized on its own, and only then queued for the model
+(batcher.py), so a bad request fails alone and a too-long one fails before any model work. One error
+body everywhere: ``{"error": str, "error_type": str}``, its status from ``payloads.STATUS``: 4xx for
+the client's mistakes, 424 only when the model itself fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,155 +34,98 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..model import Activation, PairScorer, activate
+from ..errors import ScoringError
+from ..model import Activation, activate
+from ..scorer import Encoded, PairScorer
 from .auth import PUBLIC_PATHS, Auth, AuthMiddleware
 from .batcher import DynamicBatcher
+from .payloads import MAX_BODY, STATUS, Pairs, ServerError, read_json, rerank_pairs, sagemaker_pairs
 
-__all__ = ["STATUS", "ServerError", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("osrerank.server")
-
-STATUS = {"empty": 400, "validation": 400, "too_large": 413, "authentication": 403, "backend": 424}
-MAX_BODY = 16 * 1024 * 1024
-MAX_PAIRS = 1024
-
-
-class ServerError(Exception):
-    """A request the server refuses; ``error_type`` picks the HTTP status from ``STATUS``."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-
-
-def _error(exc: ServerError) -> JSONResponse:
-    return JSONResponse({"error": str(exc), "error_type": exc.error_type}, STATUS[exc.error_type])
-
-
-async def _read_json(request: Request) -> Any:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY:
-        raise ServerError("too_large", f"request body of {declared} bytes exceeds the limit of {MAX_BODY}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise ServerError("too_large", f"request body exceeds the limit of {MAX_BODY} bytes")
-    if not body:
-        raise ServerError("empty", "request body is empty; send JSON")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ServerError("validation", f"request body is not valid JSON: {exc}") from None
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ServerError("validation", f"{where} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _pairs_from_inputs(payload: Any, default_activation: Activation) -> tuple[list[tuple[str, str]], bool, Activation]:
-    """Parse the HF text-classification body: {"inputs": [{"text","text_pair"}...], "parameters"?}.
-
-    A bare list, or a single {"text","text_pair"} object, is accepted too, as the HF container does.
-    Returns the pairs, whether truncation was requested, and the activation: the pipeline's
-    ``function_to_apply`` ("sigmoid" or "none") when sent, else the server's default.
-    """
-    truncation, activation = False, default_activation
-    if isinstance(payload, dict) and "inputs" in payload:
-        params = payload.get("parameters") or {}
-        if not isinstance(params, dict):
-            raise ServerError("validation", '"parameters" must be an object')
-        truncation = params.get("truncation") in (True, "longest_first", "only_first", "only_second")
-        if "function_to_apply" in params:
-            activation = params["function_to_apply"]
-            if activation not in ("sigmoid", "none"):
-                raise ServerError(
-                    "validation",
-                    f'"function_to_apply" must be "sigmoid" or "none" for a one-logit model, got {activation!r}',
-                )
-        payload = payload["inputs"]
-    items = [payload] if isinstance(payload, dict) else payload
-    if not isinstance(items, list):
-        raise ServerError("validation", '"inputs" must be a list of {"text": ..., "text_pair": ...} objects')
-    if not items:
-        raise ServerError("empty", '"inputs" is empty: send at least one {"text", "text_pair"} pair')
-    if len(items) > MAX_PAIRS:
-        raise ServerError("validation", f"{len(items)} pairs in one request; the maximum is {MAX_PAIRS}")
-    pairs = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or "text" not in item or "text_pair" not in item:
-            raise ServerError("validation", f'inputs[{i}] must be an object with "text" and "text_pair"')
-        pairs.append((_string(item["text"], f"inputs[{i}].text"), _string(item["text_pair"], f"inputs[{i}].text_pair")))
-    return pairs, truncation, activation
+#: Slices tokenized at once, and pairs per slice: a maximal request is tokenized a slice at a time, so a
+#: small request that arrives meanwhile is tokenized between two slices, not after the whole.
+TOKENIZING = 1
+TOKENIZE_SLICE = 32
 
 
 class StandIn:
     """Request handlers bound to one scorer, batcher and set of counters."""
 
     def __init__(
-        self, scorer: PairScorer, activation: Activation, record: bool, max_pairs: int, max_wait_s: float
+        self,
+        scorer: PairScorer,
+        activation: Activation,
+        record: bool,
+        max_batch_tokens: int,
+        max_wait_s: float,
+        max_client_batch_size: int | None,
     ) -> None:
-        self.scorer, self.activation = scorer, activation
-        self.batcher = DynamicBatcher(scorer, max_pairs=max_pairs, max_wait_s=max_wait_s)
+        self.scorer, self.activation, self.limit = scorer, activation, max_client_batch_size
+        self.batcher = DynamicBatcher(scorer, max_batch_tokens=max_batch_tokens, max_wait_s=max_wait_s)
         self.received: deque[dict[str, Any]] | None = deque(maxlen=2000) if record else None
-        self.http_requests: dict[tuple[str, int], int] = {}
-        self.rejected: dict[str, int] = {}
+        self.http_requests: Counter[tuple[str, int]] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.accepted = 0
         self.latency_sum = 0.0
+        self.tokenizing = asyncio.Semaphore(TOKENIZING)
 
     def count_rejection(self, reason: str) -> None:
-        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.rejected[reason] += 1
 
-    async def _score(
-        self, route: str, pairs: Sequence[tuple[str, str]], truncation: bool, activation: Activation
-    ) -> np.ndarray:
+    async def _score(self, route: str, request: Request, asked: Pairs) -> np.ndarray:
+        """Scores after the asked activation: tokenize, check lengths, then wait for the model (dropping
+        the work if the client goes away meanwhile)."""
         if self.received is not None:
-            self.received.append({"route": route, "pairs": [list(p) for p in pairs]})
-        scores = await self.batcher.score(pairs)
-        if not truncation and scores.truncated.any():
-            i = int(np.argmax(scores.truncated))
-            n = self.scorer.count_tokens([pairs[i]])[0]
+            self.received.append({"route": route, "pairs": [list(p) for p in asked.pairs]})
+        parts = []
+        for start in range(0, len(asked.pairs), TOKENIZE_SLICE):  # slices: a huge request cannot hold the tokenizer
+            async with self.tokenizing:
+                parts.append(await asyncio.to_thread(self.scorer.encode, asked.pairs[start : start + TOKENIZE_SLICE]))
+        encoded = Encoded.join(parts)
+        if not asked.truncation and encoded.truncated.any():
+            i = int(np.argmax(encoded.truncated))
             raise ServerError(
                 "validation",
-                f"input pair {i} is longer than the model's maximum of {self.scorer.max_length} tokens "
-                f'(truncated to {n}); send "parameters": {{"truncation": true}} to truncate',
+                f"input pair {i} is longer than the model's maximum of {self.scorer.max_length} tokens; "
+                'send "parameters": {"truncation": true} to truncate',
             )
-        values = scores.values if self.scorer.kind == "bi-encoder" else activate(scores.values, activation)
+        scoring = asyncio.ensure_future(self.batcher.score(encoded))
+        gone = asyncio.ensure_future(_disconnected(request))
+        await asyncio.wait({scoring, gone}, return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if not scoring.done():
+            scoring.cancel()
+            raise ServerError("client_gone", "the client closed the connection before its scores were ready")
+        try:
+            raw = scoring.result()
+        except ScoringError as exc:
+            raise ServerError("backend", str(exc)) from exc
+        values = raw if self.scorer.kind == "bi-encoder" else activate(raw, asked.activation)
         if not np.all(np.isfinite(values)):
             raise ServerError("backend", "the model produced a non-finite score")
         return values
 
     async def sagemaker(self, request: Request) -> Response:
-        pairs, truncation, activation = _pairs_from_inputs(await _read_json(request), self.activation)
-        values = await self._score("sagemaker", pairs, truncation, activation)
+        asked = sagemaker_pairs(await read_json(request), self.activation, self.limit)
+        values = await self._score("sagemaker", request, asked)
         return JSONResponse([{"label": self.scorer.label, "score": float(v)} for v in values])
 
     async def torchserve(self, request: Request) -> Response:
-        pairs, _, activation = _pairs_from_inputs(await _read_json(request), self.activation)
-        values = await self._score("torchserve", pairs, True, activation)
+        asked = sagemaker_pairs(await read_json(request), self.activation, self.limit)
+        values = await self._score("torchserve", request, Pairs(asked.pairs, True, asked.activation))
         return JSONResponse([float(v) for v in values])
 
     async def rerank(self, request: Request) -> Response:
-        body = await _read_json(request)
-        if not isinstance(body, dict):
-            raise ServerError("validation", 'body must be an object {"query": ..., "texts": [...]}')
-        query = _string(body.get("query"), "query")
-        texts = body.get("texts")
-        if not isinstance(texts, list):
-            raise ServerError("validation", '"texts" must be a list of strings')
-        if not texts:
-            raise ServerError("empty", "`texts` cannot be empty")
-        docs = [_string(t, f"texts[{i}]") for i, t in enumerate(texts)]
-        raw = bool(body.get("raw_scores", False))
-        values = await self._score(
-            "rerank", [(query, d) for d in docs], bool(body.get("truncate", False)), "none" if raw else "sigmoid"
-        )
-        order = sorted(range(len(docs)), key=lambda i: -values[i])
+        asked, return_text = rerank_pairs(await read_json(request), self.limit)
+        values = await self._score("rerank", request, asked)
+        order = sorted(range(len(values)), key=lambda i: -values[i])
         ranks = [{"index": i, "score": float(values[i])} for i in order]
-        if body.get("return_text"):
+        if return_text:
             for r in ranks:
-                r["text"] = docs[r["index"]]
+                r["text"] = asked.pairs[r["index"]][1]
         return JSONResponse(ranks)
 
     async def ping(self, request: Request) -> Response:
@@ -193,13 +139,16 @@ class StandIn:
             f"osrerank_batches_total {s.batches}",
             f"osrerank_batch_pairs_max {s.batch_pairs_max}",
             f"osrerank_inference_seconds_total {s.inference_seconds:.6f}",
+            f"osrerank_isolated_failures_total {s.isolated_failures}",
             f"osrerank_request_seconds_total {self.latency_sum:.6f}",
+            f"osrerank_accepted_total {self.accepted}",
         ]
+        lines += [f'osrerank_rejected_total{{reason="{r}"}} {n}' for r, n in sorted(self.rejected.items())]
+        lines += [f'osrerank_failed_total{{reason="{r}"}} {n}' for r, n in sorted(self.failed.items())]
         lines += [
             f'osrerank_http_requests_total{{route="{r}",status="{c}"}} {n}'
             for (r, c), n in sorted(self.http_requests.items())
         ]
-        lines += [f'osrerank_rejected_total{{reason="{r}"}} {n}' for r, n in sorted(self.rejected.items())]
         return PlainTextResponse("\n".join(lines) + "\n")
 
     async def received_texts(self, request: Request) -> Response:
@@ -209,6 +158,48 @@ class StandIn:
             self.received.clear()
         return JSONResponse(list(self.received))
 
+    def handler(
+        self, name: str, fn: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """``fn`` with the error body, the counters and one log line per scoring request."""
+
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                response = await fn(request)
+                error_type = None
+            except ServerError as exc:
+                error_type = exc.error_type
+                response = JSONResponse({"error": str(exc), "error_type": error_type}, STATUS[error_type])
+            except Exception as exc:  # a bug: answer, never hang; the log has the traceback
+                log.exception("unexpected error on %s", name)
+                error_type = "internal"
+                response = JSONResponse({"error": f"{type(exc).__name__}: {exc}", "error_type": error_type}, 500)
+            elapsed = time.perf_counter() - started
+            self.latency_sum += elapsed
+            self.http_requests[(name, response.status_code)] += 1
+            if name in ("ping", "metrics", "received"):
+                return response
+            if error_type is None:
+                self.accepted += 1
+            elif STATUS[error_type] < 424 or error_type == "client_gone":
+                self.rejected[error_type] += 1
+            else:
+                self.failed[error_type] += 1
+            entry = {"route": name, "status": response.status_code, "ms": round(elapsed * 1000, 2)}
+            log.info(json.dumps({**entry, **({"error_type": error_type} if error_type else {})}))
+            return response
+
+        return endpoint
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client closes the connection (the body has been read: only a disconnect is left)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
 
 def create_app(
     scorer: PairScorer,
@@ -216,32 +207,13 @@ def create_app(
     activation: Activation = "sigmoid",
     auth: Auth | None = None,
     record: bool = False,
-    max_pairs: int = 256,
+    max_batch_tokens: int = 2048,
     max_wait_s: float = 0.005,
+    max_client_batch_size: int | None = None,
 ) -> Any:
     """Build the ASGI app. With ``auth`` enabled, every route but /ping, /health and /metrics needs a valid
     SigV4 signature or the bearer token."""
-    standin = StandIn(scorer, activation, record, max_pairs, max_wait_s)
-
-    def handle(name: str, fn: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            started = time.perf_counter()
-            try:
-                response = await fn(request)
-            except ServerError as exc:
-                response = _error(exc)
-            except Exception as exc:  # a bug or model failure: answer, never hang
-                log.exception("unexpected error on %s", name)
-                response = _error(ServerError("backend", f"{type(exc).__name__}: {exc}"))
-            elapsed = time.perf_counter() - started
-            standin.latency_sum += elapsed
-            key = (name, response.status_code)
-            standin.http_requests[key] = standin.http_requests.get(key, 0) + 1
-            if name not in ("ping", "metrics"):
-                log.info(json.dumps({"route": name, "status": response.status_code, "ms": round(elapsed * 1000, 2)}))
-            return response
-
-        return endpoint
+    standin = StandIn(scorer, activation, record, max_batch_tokens, max_wait_s, max_client_batch_size)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -249,15 +221,16 @@ def create_app(
         yield
         await standin.batcher.close()
 
+    h = standin.handler
     routes = [
-        Route("/ping", handle("ping", standin.ping)),
-        Route("/health", handle("ping", standin.ping)),
-        Route("/endpoints/{name}/invocations", handle("sagemaker", standin.sagemaker), methods=["POST"]),
-        Route("/invocations", handle("sagemaker", standin.sagemaker), methods=["POST"]),
-        Route("/predictions/{model}", handle("torchserve", standin.torchserve), methods=["POST"]),
-        Route("/rerank", handle("rerank", standin.rerank), methods=["POST"]),
-        Route("/metrics", handle("metrics", standin.metrics)),
-        Route("/_osrerank/received", handle("received", standin.received_texts), methods=["GET", "DELETE"]),
+        Route("/ping", h("ping", standin.ping)),
+        Route("/health", h("ping", standin.ping)),
+        Route("/endpoints/{name}/invocations", h("sagemaker", standin.sagemaker), methods=["POST"]),
+        Route("/invocations", h("sagemaker", standin.sagemaker), methods=["POST"]),
+        Route("/predictions/{model}", h("torchserve", standin.torchserve), methods=["POST"]),
+        Route("/rerank", h("rerank", standin.rerank), methods=["POST"]),
+        Route("/metrics", h("metrics", standin.metrics)),
+        Route("/_osrerank/received", h("received", standin.received_texts), methods=["GET", "DELETE"]),
     ]
     app: Any = Starlette(routes=routes, lifespan=lifespan)
     app.state.standin = standin

@@ -75,6 +75,10 @@ class AuthMiddleware:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         authorization = next((v for k, v in headers if k.lower() == "authorization"), "")
         try:
+            if not authorization:  # refused before reading a byte of the body
+                raise SignatureError(
+                    "missing Authorization header: sign the request with SigV4 or send 'Authorization: Bearer <token>'"
+                )
             if authorization.startswith("Bearer "):
                 self.auth.check_bearer(authorization)
                 await self.app(scope, receive, send)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..model import ScorerOptions, load_scorer
+from ..model import ScorerOptions
+from ..scorer import load_scorer
 from .app import create_app
 from .auth import Auth
 from .sigv4 import SigV4Verifier
@@ -37,8 +38,14 @@ class ServeOptions:
         default=None, metadata={"help": "SigV4 region to accept [default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1]."}
     )
     record: bool = field(default=False, metadata={"help": "Keep the texts received, at /_osrerank/received (tests)."})
-    max_batch_pairs: int = field(default=256, metadata={"help": "Max pairs merged into one model batch."})
-    max_wait_ms: float = field(default=5.0, metadata={"help": "Max wait to fill a batch."})
+    max_batch_tokens: int = field(
+        default=2048,
+        metadata={"help": "Token budget of one model batch, shared round-robin by the waiting requests."},
+    )
+    max_wait_ms: float = field(default=5.0, metadata={"help": "Max wait to fill a batch when idle."})
+    max_client_batch_size: int | None = field(
+        default=None, metadata={"help": "Refuse requests of more pairs than this, as TEI does [default: 1024]."}
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -81,8 +88,9 @@ def build_app(options: ServeOptions) -> Any:
         activation=options.scorer.activation,
         auth=auth,
         record=options.record,
-        max_pairs=options.max_batch_pairs,
+        max_batch_tokens=options.max_batch_tokens,
         max_wait_s=options.max_wait_ms / 1000,
+        max_client_batch_size=options.max_client_batch_size,
     )
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from ..errors import OpenSearchError, ToolMissingError
 from ..ml_commons import MLCommons
-from ..model import ScorerOptions, check_model, load_scorer, onnx_path, resolve_model_dir
+from ..model import ScorerOptions, check_model, onnx_path, resolve_model_dir
+from ..scorer import load_scorer
 from ..types import Found
 from .base import Target
 

@@ -26,16 +26,16 @@ pytestmark = pytest.mark.integration
 
 
 def object_paths(new: dict[str, set[str]]) -> list[str]:
-    """The GET path of every object in a snapshot difference."""
+    """The GET path of every object in a snapshot difference. Model chunks are left to the snapshot (a
+    search): a GET returns a chunk's 9 MB, enough of them trips the node's memory circuit breaker."""
     prefix = {
         "connectors": "/_plugins/_ml/connectors/",
         "models": "/_plugins/_ml/models/",
-        "chunks": "/_plugins/_ml/models/",
         "groups": "/_plugins/_ml/model_groups/",
         "pipelines": "/_search/pipeline/",
         "indices": "/",
     }
-    return [prefix[kind] + name for kind, names in sorted(new.items()) for name in sorted(names)]
+    return [prefix[kind] + name for kind, names in sorted(new.items()) if kind in prefix for name in sorted(names)]
 
 
 def port_open(base_url: str) -> bool:

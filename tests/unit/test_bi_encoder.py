@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 from tokenizers import Tokenizer
 
-from osrerank.model import load_scorer
+from osrerank.scorer import load_scorer
 
 HIDDEN = "/bert/encoder/layer.5/output/LayerNorm/LayerNormalization_output_0"
 

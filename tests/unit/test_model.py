@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from osrerank.errors import ModelLoadError
-from osrerank.model import activate, load_scorer, resolve_model_dir
+from osrerank.model import activate, resolve_model_dir
+from osrerank.scorer import load_scorer
 
 
 def test_reference_logits_and_sigmoid_in_one_batch(scorer, reference):

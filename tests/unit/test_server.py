@@ -71,7 +71,7 @@ def test_concurrent_requests_are_answered_from_one_batch(scorer, reference):
     """Two requests that arrive within the batching wait are scored as one model batch."""
     import threading
 
-    with ServerThread(create_app(scorer, max_wait_s=0.5)) as server:
+    with ServerThread(create_app(scorer, max_wait_s=2.0)) as server:
         invoke(server, [(reference[0]["query"], reference[0]["document"])])  # warm up
         batches, requests_before = (
             metric(server, "osrerank_batches_total"),

@@ -1,0 +1,195 @@
+"""Score (query, document) pairs with an ONNX model, in two steps the stand-in can schedule apart.
+
+``encode`` tokenizes (cheap, per request, where a bad text fails only its own request); ``run`` feeds
+encodings from any number of requests to ONNX Runtime, grouped by token length before padding so a
+batch of mixed lengths wastes little compute. Scores always come back in input order.
+
+A text is cut to ``max_length * MAX_CHARS_PER_TOKEN`` characters before tokenizing: a pair never needs
+more than ``max_length`` tokens, and without the cut a multi-megabyte text would be tokenized whole
+(with every overflow window kept), for nothing. The cut changes a score only when the first
+``max_length`` tokens of a text average more than 64 characters each; such a pair is reported as
+truncated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelLoadError, ScoringError
+from .model import ScorerOptions, activate, onnx_path, quantized, read_json, resolve_model_dir
+
+__all__ = ["MAX_CHARS_PER_TOKEN", "Encoded", "PairScorer", "Scores", "load_scorer"]
+
+MAX_CHARS_PER_TOKEN = 64
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One raw score per pair in input order (logit, or cosine for a bi-encoder), and which
+    pairs had to be truncated to fit the model."""
+
+    values: np.ndarray
+    truncated: np.ndarray
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Tokenized pairs: one item per pair (an Encoding; for a bi-encoder the query's and the document's),
+    whether each was truncated, and its token count (what scheduling budgets are measured in)."""
+
+    items: list[Any]
+    truncated: np.ndarray
+    tokens: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def slice(self, start: int, stop: int) -> Encoded:
+        return Encoded(self.items[start:stop], self.truncated[start:stop], self.tokens[start:stop])
+
+    @staticmethod
+    def join(parts: Sequence[Encoded]) -> Encoded:
+        return Encoded(
+            [item for p in parts for item in p.items],
+            np.concatenate([p.truncated for p in parts]) if parts else np.zeros(0, dtype=bool),
+            np.concatenate([p.tokens for p in parts]) if parts else np.zeros(0, dtype=np.int64),
+        )
+
+
+class PairScorer:
+    """Scores (query, document) pairs with an ONNX model; thread-safe for concurrent calls.
+
+    ``score`` returns raw values; ``predict`` applies the activation chosen at construction.
+    ``kind="cross-encoder"``: the model's single logit (sigmoid in ``predict`` unless activation is "none").
+    ``kind="bi-encoder"``: cosine similarity of mean-pooled embeddings of query and document.
+    """
+
+    def __init__(self, folder: Path, options: ScorerOptions) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.folder, self.options = folder, options
+        self.kind, self.activation, self.batch_size = options.kind, options.activation, options.batch_size
+        onnx_file = onnx_path(folder)
+        if options.precision == "int8":
+            onnx_file = quantized(onnx_file)
+        config = read_json(folder / "config.json")
+        tok_config = read_json(folder / "tokenizer_config.json")
+        if self.kind == "cross-encoder" and len(config.get("id2label", {"0": "x"})) != 1:
+            raise ModelLoadError(
+                f"{folder} is a classifier with {len(config['id2label'])} labels; a cross-encoder for "
+                "reranking has exactly one output logit"
+            )
+        self.label = next(iter(config.get("id2label", {"0": "LABEL_0"}).values()))
+        limits = [config.get("max_position_embeddings", 512), tok_config.get("model_max_length", 512)]
+        if self.kind == "bi-encoder":  # sentence-transformers truncates to its own, often shorter, limit
+            limits.append(read_json(folder / "sentence_bert_config.json").get("max_seq_length", 512))
+        self.max_length = int(min(x for x in limits if isinstance(x, int) and x > 0))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load {folder / 'tokenizer.json'}: {exc}") from exc
+        self.tokenizer.enable_truncation(self.max_length, strategy="longest_first")
+        self.tokenizer.no_padding()
+        self.pad_id = int(config.get("pad_token_id", 0) or 0)
+        session_options = ort.SessionOptions()
+        session_options.intra_op_num_threads = options.threads or os.cpu_count() or 1
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(onnx_file), session_options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            raise ModelLoadError(f"ONNX Runtime cannot load {onnx_file}: {str(exc).splitlines()[0][:300]}") from exc
+        self.input_names = {i.name for i in self.session.get_inputs()}
+
+    # ------------------------------------------------------------------ public
+    def encode(self, pairs: Sequence[tuple[str, str]]) -> Encoded:
+        """Tokenize pairs (each text first cut to max_length * MAX_CHARS_PER_TOKEN characters)."""
+        cap = self.max_length * MAX_CHARS_PER_TOKEN
+        cut = [(q[:cap], d[:cap]) for q, d in pairs]
+        was_cut = np.array([len(q) > cap or len(d) > cap for q, d in pairs], dtype=bool)
+        if self.kind == "bi-encoder":
+            queries = self.tokenizer.encode_batch([q for q, _ in cut])
+            docs = self.tokenizer.encode_batch([d for _, d in cut])
+            items: list[Any] = list(zip(queries, docs, strict=True))
+            overflow = np.array([bool(d.overflowing) for d in docs], dtype=bool)
+            tokens = np.array([len(q.ids) + len(d.ids) for q, d in items], dtype=np.int64)
+        else:
+            items = self.tokenizer.encode_batch(cut)
+            overflow = np.array([bool(e.overflowing) for e in items], dtype=bool)
+            tokens = np.array([len(e.ids) for e in items], dtype=np.int64)
+        return Encoded(items, overflow | was_cut, tokens)
+
+    def run(self, items: Sequence[Any]) -> np.ndarray:
+        """Raw scores for encoded pairs (from one request or many), in input order."""
+        if not items:
+            return np.zeros(0, dtype=np.float64)
+        if self.kind == "bi-encoder":
+            vectors = self._forward([q for q, _ in items] + [d for _, d in items])
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            n = len(items)
+            return np.einsum("ij,ij->i", vectors[:n], vectors[n:]).astype(np.float64)
+        return self._forward(list(items))[:, 0].astype(np.float64)
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> Scores:
+        """Score pairs in input order. Empty input gives empty arrays."""
+        encoded = self.encode(pairs)
+        return Scores(self.run(encoded.items), encoded.truncated)
+
+    def predict(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Scores after this scorer's activation (bi-encoder cosines are never squashed)."""
+        raw = self.score(pairs).values
+        return raw if self.kind == "bi-encoder" else activate(raw, self.activation)
+
+    def count_tokens(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
+        return [int(n) for n in self.encode(pairs).tokens]
+
+    # ------------------------------------------------------------------ internals
+    def _forward(self, encodings: list[Any]) -> np.ndarray:
+        """Run the model over encodings, grouped by length into batches; output rows in input order."""
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        outputs: list[np.ndarray | None] = [None] * len(encodings)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in chunk)
+            ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            types = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+                types[row, :n] = encodings[i].type_ids
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            try:
+                result = self.session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
+            except Exception as exc:  # onnxruntime's own error types: a model or runtime fault
+                raise ScoringError(f"the model failed on a batch of {len(chunk)} pairs: {exc}") from exc
+            if self.kind == "bi-encoder":
+                result = _mean_pool(result, mask)
+            for row, i in enumerate(chunk):
+                outputs[i] = result[row]
+        return np.stack(outputs)  # type: ignore[arg-type]
+
+
+def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    weights = mask[..., None].astype(hidden.dtype)
+    return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+
+def load_scorer(model: ScorerOptions | str | Path, **options: Any) -> PairScorer:
+    """Resolve a folder or hub id and build a :class:`PairScorer` for it (``options``: ScorerOptions fields).
+
+    Example::
+
+        scorer = load_scorer("models/ms-marco-MiniLM-L-6-v2")
+        scorer.predict([("What is the capital of the United States?", "Washington, D.C. ...")])
+    """
+    chosen = model if isinstance(model, ScorerOptions) else ScorerOptions(model=str(model))
+    chosen = replace(chosen, **options)
+    return PairScorer(resolve_model_dir(chosen.model), chosen)
