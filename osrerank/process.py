@@ -36,10 +36,10 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def http_ok(url: str, timeout: float = 5.0, **params: str) -> bool:
+def http_ok(url: str, timeout: float = 5.0, params: dict[str, str] | None = None) -> bool:
     """Whether a GET of ``url`` answers 200 (connection errors and timeouts are just "no")."""
     try:
-        return requests.get(url, params=params or None, timeout=timeout).status_code == 200
+        return requests.get(url, params=params, timeout=timeout).status_code == 200
     except requests.RequestException:
         return False
 

@@ -203,7 +203,7 @@ class LocalOpenSearch:
         self.state_file.write_text(json.dumps({"pid": proc.pid, "url": url, "version": self.version, "launch": LAUNCH}))
         process.wait_ready(
             proc,
-            lambda: process.http_ok(f"{url}/_cluster/health", wait_for_status="yellow", timeout="2s"),
+            lambda: process.http_ok(f"{url}/_cluster/health", params={"wait_for_status": "yellow", "timeout": "2s"}),
             what=f"OpenSearch {self.version}",
             log=log,
             timeout_s=BOOT_TIMEOUT_S,
