@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL", "ENV_PREFIX", "Settings", "flag_of"]
+__all__ = ["DEFAULT_MODEL", "ENV_PREFIX", "Chunking", "Settings", "chunking", "flag_of"]
 
 DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 ENV_PREFIX = "OSRERANK_"
@@ -100,6 +101,33 @@ class Settings(BaseModel):
         ("passage_text",), description="Comma-separated fields to rerank on.", json_schema_extra=_cli("names")
     )
 
+    # --- what the pipeline does for every search (pipelines/rerank.json.j2)
+    window: int | None = Field(
+        None,
+        ge=1,
+        description="Rank window: rerank the top K first-stage hits of every search and return the request's size.",
+        json_schema_extra=_cli("pipeline"),
+    )
+    on_model_failure: Literal["fail", "first-stage"] = Field(
+        "fail",
+        description="When the model fails: fail the search, or answer in first-stage order "
+        "(?verbose_pipeline=true tells which).",
+        json_schema_extra=_cli("pipeline"),
+    )
+    long_documents: str = Field(
+        "truncate",
+        description="truncate (to the model's limit), or chunk[:WORDS[:STRIDE[:PASSAGES]]]: score overlapping "
+        "passages, a document gets its best passage's score [chunk: 200 words, stride 100, 4 passages].",
+        json_schema_extra=_cli("pipeline"),
+    )
+    max_batch: int | None = Field(
+        None,
+        ge=1,
+        description="Most documents the model server takes in one request (TEI's --max-client-batch-size): "
+        "searches that would send more are refused with a clear error.",
+        json_schema_extra=_cli("pipeline"),
+    )
+
     # --- SageMaker
     update: bool = Field(
         False,
@@ -147,6 +175,17 @@ class Settings(BaseModel):
         if isinstance(v, str):
             return tuple(f.strip() for f in v.split(",") if f.strip())
         return v
+
+    @field_validator("long_documents")
+    @classmethod
+    def _chunking(cls, v: str) -> str:
+        chunking(v)  # raises ValueError with the accepted forms
+        return v
+
+    @property
+    def chunk(self) -> Chunking | None:
+        """How documents are cut into passages, or None to truncate them."""
+        return chunking(self.long_documents)
 
     @field_validator("name", "pipeline", "index")
     @classmethod
@@ -206,6 +245,38 @@ class Settings(BaseModel):
             return cls(**merged)
         except ValidationError as exc:
             raise ConfigError("invalid setting: " + "; ".join(_problem(e) for e in exc.errors())) from None
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """Overlapping passages of ``words`` whitespace-separated words, ``stride`` apart, at most ``passages``."""
+
+    words: int = 200
+    stride: int = 100
+    passages: int = 4
+
+    @property
+    def reach(self) -> int:
+        """Words a document is read up to."""
+        return (self.passages - 1) * self.stride + self.words
+
+
+def chunking(spec: str) -> Chunking | None:
+    """``truncate`` -> None; ``chunk[:WORDS[:STRIDE[:PASSAGES]]]`` -> Chunking."""
+    name, *numbers = spec.split(":")
+    if name == "truncate" and not numbers:
+        return None
+    chunk = None
+    if name == "chunk" and len(numbers) <= 3 and all(n.isdigit() for n in numbers):
+        words = int(numbers[0]) if numbers else Chunking.words
+        stride = int(numbers[1]) if len(numbers) > 1 else max(1, words // 2)
+        chunk = Chunking(words, stride, int(numbers[2]) if len(numbers) > 2 else Chunking.passages)
+    if chunk is None or not 1 <= chunk.stride <= chunk.words or chunk.passages < 1:
+        raise ValueError(
+            f"{spec!r} is not truncate or chunk[:WORDS[:STRIDE[:PASSAGES]]] with 1 <= STRIDE <= WORDS "
+            "(e.g. chunk:200:100)"
+        )
+    return chunk
 
 
 def flag_of(field: str) -> str | None:

@@ -37,6 +37,7 @@ def render_connector(settings: Settings, template: str, endpoint_url: str, crede
         "timeout_s": max(1, math.ceil(settings.timeout_s)),
         "max_retries": 0,
         "raw_scores": settings.activation == "none",
+        "chunk": settings.chunk,
         **{
             k: getattr(credentials, k)
             for k in ("access_key", "secret_key", "session_token", "role_arn", "bearer_token")

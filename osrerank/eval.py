@@ -25,12 +25,14 @@ from .errors import ConfigError, ToolMissingError
 from .ingest import RERANK_FIELD, count_lines, load_jsonl, read_jsonl
 from .opensearch import Cluster
 from .pipeline import ensure_pipeline, render_pipeline
-from .search import search_body
+from .search import blend, search_body
 
 __all__ = [
+    "BLEND_WEIGHTS",
     "MEASURES",
     "RERANK_FIELD",
     "Arm",
+    "Dataset",
     "EvalResult",
     "compute_metrics",
     "ensure_corpus",
@@ -38,9 +40,12 @@ __all__ = [
     "load_qrels",
     "load_queries",
     "run_eval",
+    "run_windows",
 ]
 
 MEASURES = ("nDCG@10", "RR@10", "R@100")
+#: Shares of the first-stage score in the blends eval reports beside pure rerank (0).
+BLEND_WEIGHTS = (0.1, 0.3, 0.5)
 
 
 @dataclass
@@ -122,7 +127,66 @@ def compute_metrics(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, f
     return {m: sum(per_query[m].get(q, 0.0) for q in qrels) / len(qrels) for m in MEASURES} if qrels else {}
 
 
-# ----------------------------------------------------------------------------- the run
+# ----------------------------------------------------------------------------- the runs
+@dataclass(frozen=True)
+class Dataset:
+    """A BEIR folder read for one split: the judged queries (in qrels order) and their judgments."""
+
+    path: Path
+    qrels: dict[str, dict[str, int]]
+    queries: dict[str, str]
+
+    @property
+    def corpus(self) -> Path:
+        return self.path / "corpus.jsonl"
+
+    @classmethod
+    def read(cls, path: Path, split: str, max_queries: int | None) -> Dataset:
+        for p in (path / "corpus.jsonl", path / "queries.jsonl"):
+            if not p.exists():
+                raise ConfigError(f"{p} does not exist: --dataset must be a BEIR folder (corpus.jsonl, queries.jsonl)")
+        qrels = load_qrels(path / "qrels" / f"{split}.tsv")
+        queries = load_queries(path / "queries.jsonl")
+        judged = [q for q in qrels if q in queries][:max_queries]
+        if not judged:
+            raise ConfigError(f"no query of {path}/qrels/{split}.tsv is in queries.jsonl: nothing to evaluate")
+        return cls(path, {q: qrels[q] for q in judged}, {q: queries[q] for q in judged})
+
+
+def _search_arm(
+    cluster: Cluster,
+    index: str,
+    data: Dataset,
+    size: int,
+    pipeline: str | None,
+    timeout: float,
+    tick: Callable[[], None],
+) -> Arm:
+    """Every judged query through one arm (BM25 alone when ``pipeline`` is None), timed by the client."""
+    arm = Arm()
+    params = {"search_pipeline": pipeline} if pipeline else {}
+    for qid, query in data.queries.items():
+        body = search_body(query, (RERANK_FIELD,), size, rerank=pipeline is not None, source=[RERANK_FIELD])
+        t0 = time.perf_counter()
+        reply = cluster.call("POST", f"/{index}/_search", body, params=params, timeout=timeout)
+        arm.latencies_ms.append((time.perf_counter() - t0) * 1000)
+        arm.run[qid] = [(h["_id"], float(h["_score"])) for h in reply["hits"]["hits"]]
+        tick()
+    arm.metrics = compute_metrics(data.qrels, {q: dict(hits) for q, hits in arm.run.items()})
+    return arm
+
+
+def _counter(progress: Callable[[str, int, int], None], stage: str, total: int) -> Callable[[], None]:
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        progress(stage, done, total)
+
+    return tick
+
+
 def run_eval(
     cluster: Cluster,
     settings: Settings,
@@ -134,39 +198,30 @@ def run_eval(
     max_queries: int | None = None,
     progress: Callable[[str, int, int], None] = lambda *_: None,
 ) -> EvalResult:
-    """Index (once), then run every judged query through both arms and score them."""
+    """Index (once), then run every judged query as BM25 alone and through the rerank pipeline, both over
+    ``top_k`` hits; the blends of the two runs' scores are scored too (no search of their own)."""
     started = time.perf_counter()
-    corpus_path, queries_path = dataset / "corpus.jsonl", dataset / "queries.jsonl"
-    for p in (corpus_path, queries_path):
-        if not p.exists():
-            raise ConfigError(f"{p} does not exist: --dataset must be a BEIR folder (corpus.jsonl, queries.jsonl)")
-    qrels = load_qrels(dataset / "qrels" / f"{split}.tsv")
-    queries = load_queries(queries_path)
-    judged = [q for q in qrels if q in queries]
-    if max_queries:
-        judged = judged[:max_queries]
-    qrels = {q: qrels[q] for q in judged}
-
+    data = Dataset.read(dataset, split, max_queries)
     index = settings.eval_index(dataset.name)
-    documents = ensure_corpus(cluster, index, corpus_path, progress)
+    documents = ensure_corpus(cluster, index, data.corpus, progress)
     pipeline = ensure_eval_pipeline(cluster, settings, model_id)
-
-    arms = {"bm25": Arm(), "bm25+rerank": Arm()}
     timeout = settings.timeout_s + 30
-    for n, qid in enumerate(judged, 1):
-        for arm, params in (("bm25", {}), ("bm25+rerank", {"search_pipeline": pipeline})):
-            body = search_body(queries[qid], (RERANK_FIELD,), top_k, rerank=bool(params), source=[RERANK_FIELD])
-            t0 = time.perf_counter()
-            reply = cluster.call("POST", f"/{index}/_search", body, params=params, timeout=timeout)
-            arms[arm].latencies_ms.append((time.perf_counter() - t0) * 1000)
-            arms[arm].run[qid] = [(h["_id"], float(h["_score"])) for h in reply["hits"]["hits"]]
-        progress("queries", n, len(judged))
-    for arm in arms:
-        arms[arm].metrics = compute_metrics(qrels, {q: dict(hits) for q, hits in arms[arm].run.items()})
+    tick = _counter(progress, "queries", 2 * len(data.queries))
+    arms = {
+        "bm25": _search_arm(cluster, index, data, top_k, None, timeout, tick),
+        "bm25+rerank": _search_arm(cluster, index, data, top_k, pipeline, timeout, tick),
+    }
+    for weight in BLEND_WEIGHTS:
+        blended = Arm()
+        for qid, hits in arms["bm25+rerank"].run.items():
+            scores = blend(dict(arms["bm25"].run[qid]), dict(hits), weight)
+            blended.run[qid] = sorted(scores.items(), key=lambda kv: -kv[1])
+        blended.metrics = compute_metrics(data.qrels, {q: dict(h) for q, h in blended.run.items()})
+        arms[f"blend {weight:g} bm25"] = blended
     return EvalResult(
         dataset=str(dataset),
         split=split,
-        queries=len(judged),
+        queries=len(data.queries),
         documents=documents,
         top_k=top_k,
         model=settings.model,
@@ -177,9 +232,34 @@ def run_eval(
     )
 
 
-def ensure_eval_pipeline(cluster: Cluster, settings: Settings, model_id: str) -> str:
+def run_windows(
+    cluster: Cluster,
+    settings: Settings,
+    model_id: str,
+    dataset: Path,
+    windows: list[int],
+    *,
+    split: str = "test",
+    size: int = 10,
+    max_queries: int | None = None,
+    progress: Callable[[str, int, int], None] = lambda *_: None,
+) -> dict[int, Arm]:
+    """Plain ``size``-hit searches through a pipeline with each rank window, in the engine: what each
+    window buys in nDCG@10 and costs in latency."""
+    data = Dataset.read(dataset, split, max_queries)
+    index = settings.eval_index(dataset.name)
+    ensure_corpus(cluster, index, data.corpus, progress)
+    results = {}
+    for window in windows:
+        pipeline = ensure_eval_pipeline(cluster, settings.model_copy(update={"window": window}), model_id, f"w{window}")
+        tick = _counter(progress, f"window {window}", len(data.queries))
+        results[window] = _search_arm(cluster, index, data, size, pipeline, settings.timeout_s + 30, tick)
+    return results
+
+
+def ensure_eval_pipeline(cluster: Cluster, settings: Settings, model_id: str, suffix: str = "") -> str:
     """A rerank pipeline over ``rerank_text`` for the model; returns its name."""
-    name = settings.eval_pipeline
+    name = settings.eval_pipeline + (f"-{suffix}" if suffix else "")
     eval_settings = settings.model_copy(update={"document_fields": (RERANK_FIELD,)})
     ensure_pipeline(cluster, name, render_pipeline(eval_settings, model_id))
     return name

@@ -157,6 +157,10 @@ class MLCommons:
                 time.sleep(1.0)
 
     # ------------------------------------------------------------------ tasks
+    def model_tasks(self, model_id: str) -> list[dict[str, Any]]:
+        """The tasks ml-commons recorded for a model (register, deploy, ...)."""
+        return self.cluster.find(f"{ML}/tasks/_search", {"term": {"model_id": model_id}}, size=100)
+
     def wait_task(self, task_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
         """Poll a task until it completes; raise with its error if it fails."""
         deadline = time.monotonic() + timeout_s

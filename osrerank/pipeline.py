@@ -6,12 +6,24 @@ import json
 from typing import Any
 
 from .config import Settings
-from .errors import NotFound
+from .errors import ConfigError, NotFound
 from .opensearch import Cluster
 from .templates import render
 from .types import Found
 
-__all__ = ["delete_pipeline", "ensure_pipeline", "render_pipeline", "set_default_pipeline"]
+__all__ = ["check_pipeline", "delete_pipeline", "ensure_pipeline", "render_pipeline", "set_default_pipeline"]
+
+
+def check_pipeline(settings: Settings) -> None:
+    """Refuse pipeline settings that could only fail at search time."""
+    chunk = settings.chunk
+    texts = (settings.window or 0) * (chunk.passages if chunk else 1)
+    if settings.max_batch and texts > settings.max_batch:
+        raise ConfigError(
+            f"--window {settings.window} sends up to {texts} texts per model call"
+            + (f" ({chunk.passages} passages per document)" if chunk else "")
+            + f", more than --max-batch {settings.max_batch}: lower the window, or raise the model server's limit"
+        )
 
 
 def render_pipeline(settings: Settings, model_id: str) -> dict[str, Any]:
@@ -22,6 +34,9 @@ def render_pipeline(settings: Settings, model_id: str) -> dict[str, Any]:
             "description": f"osrerank: rerank {', '.join(settings.document_fields)} with {settings.model}",
             "model_id": model_id,
             "document_fields": list(settings.document_fields),
+            "window": settings.window or 0,
+            "max_batch": settings.max_batch or 0,
+            "fail_open": settings.on_model_failure == "first-stage",
         },
     )
 

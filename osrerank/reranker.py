@@ -17,7 +17,7 @@ from .ingest import delete_index, owned_by_kit
 from .launcher import LocalOpenSearch
 from .ml_commons import MLCommons
 from .opensearch import Cluster, connect
-from .pipeline import delete_pipeline, ensure_pipeline, render_pipeline
+from .pipeline import check_pipeline, delete_pipeline, ensure_pipeline, render_pipeline
 from .search import SearchResult, search
 from .targets import Target, get_target
 from .types import Found, Progress, quiet
@@ -94,6 +94,7 @@ class Reranker:
         """Run every step; idempotent. Settings are checked before anything starts. A failing step names
         itself and what already exists, so a rerun (after the fix) picks up from there: every earlier
         object is found by name and reused."""
+        check_pipeline(self.settings)
         self.target.check()
         result = SetupResult()
         step = "cluster"
@@ -160,7 +161,7 @@ class Reranker:
         done: list[str] = []
         if ml is not None:
             cluster = ml.cluster
-            for pipeline in (s.pipeline, s.eval_pipeline):
+            for pipeline in [s.pipeline, *self._eval_pipelines(cluster)]:
                 if cluster.exists(f"/_search/pipeline/{pipeline}") if dry_run else delete_pipeline(cluster, pipeline):
                     done.append(f"pipeline {pipeline}")
         done += self.target.teardown(ml, dry_run=dry_run)
@@ -173,6 +174,16 @@ class Reranker:
                     if owned_by_kit(ml.cluster, index) if dry_run else delete_index(ml.cluster, index):
                         done.append(f"index {index}")
         return done
+
+    def _eval_pipelines(self, cluster: Cluster) -> list[str]:
+        """Pipelines `osrerank eval` made (named <name>-eval-rerank, and -w<window> for its window study)."""
+        try:
+            every = cluster.call("GET", "/_search/pipeline")
+        except NotFound:  # 2.x, when there is none at all
+            return []
+        return sorted(
+            p for p in every if p == self.settings.eval_pipeline or p.startswith(self.settings.eval_pipeline + "-")
+        )
 
     def _eval_indices(self, cluster: Cluster) -> list[str]:
         """Corpora `osrerank eval` indexed (named <name>-eval-<dataset>)."""

@@ -129,11 +129,14 @@ class PairScorer:
         """Raw scores for encoded pairs (from one request or many), in input order."""
         if not items:
             return np.zeros(0, dtype=np.float64)
-        if self.kind == "bi-encoder":
-            vectors = self._forward([q for q, _ in items] + [d for _, d in items])
+        if self.kind == "bi-encoder":  # each distinct query is embedded once
+            queries = {tuple(q.ids): q for q, _ in items}
+            row = {key: i for i, key in enumerate(queries)}
+            vectors = self._forward([*queries.values(), *(d for _, d in items)])
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-            n = len(items)
-            return np.einsum("ij,ij->i", vectors[:n], vectors[n:]).astype(np.float64)
+            docs = vectors[len(queries) :]
+            q_rows = vectors[[row[tuple(q.ids)] for q, _ in items]]
+            return np.einsum("ij,ij->i", q_rows, docs).astype(np.float64)
         return self._forward(list(items))[:, 0].astype(np.float64)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> Scores:

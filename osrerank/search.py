@@ -32,9 +32,44 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchResult:
+    """The hits, OpenSearch's response, and whether the model reranked them: False when the pipeline
+    answers in first-stage order because the model failed (``fallback`` says why)."""
+
     hits: list[Hit]
     raw: dict[str, Any]
     took_ms: int
+    reranked: bool = True
+    fallback: str | None = None
+
+
+def rerank_outcome(raw: dict[str, Any]) -> tuple[bool, str | None]:
+    """From a ``verbose_pipeline`` response: did the rerank processor run, and if not, why."""
+    for result in raw.get("processor_results", []):
+        if result.get("tag") == "osrerank-rerank" and result.get("status") == "fail":
+            return False, str(result.get("error") or "the rerank processor failed")
+    return True, None
+
+
+def _fails_open(cluster: Cluster, pipeline: str) -> bool:
+    """Whether the pipeline's rerank processor passes first-stage hits through when the model fails."""
+    definition = cluster.call("GET", f"/_search/pipeline/{pipeline}").get(pipeline, {})
+    reranks = [p["rerank"] for p in definition.get("response_processors", []) if "rerank" in p]
+    return any(r.get("ignore_failure") for r in reranks)
+
+
+def blend(first: dict[str, float], model: dict[str, float], weight: float) -> dict[str, float]:
+    """``weight`` x first-stage + (1 - weight) x model score, each min-max normalised over the hits both
+    hold, so that BM25's unbounded scale and the model's meet on [0, 1]."""
+    shared = [d for d in model if d in first]
+
+    def normalised(scores: dict[str, float]) -> dict[str, float]:
+        low, high = min(scores[d] for d in shared), max(scores[d] for d in shared)
+        return {d: (scores[d] - low) / (high - low) if high > low else 1.0 for d in shared}
+
+    if not shared:
+        return {}
+    a, b = normalised(first), normalised(model)
+    return {d: weight * a[d] + (1 - weight) * b[d] for d in shared}
 
 
 def _get(source: dict[str, Any], dotted: str) -> Any:
@@ -78,27 +113,39 @@ def search(
     query_text_path: str | None = None,
     pipeline: str | None = None,
     timeout: float | None = None,
+    blend_weight: float | None = None,
 ) -> SearchResult:
-    """Rerank the top ``window`` BM25 hits (default: ``size``) and return the best ``size``."""
+    """Rerank the top ``window`` BM25 hits (default: ``size``; the pipeline's window applies too) and return
+    the best ``size``. With ``blend_weight``, hits are ordered by that share of the normalised BM25 score
+    plus the rest of the model's (see :func:`blend`). The search asks for ``verbose_pipeline``, so that a
+    pipeline set up with ``on_model_failure first-stage`` tells a fallback (``reranked`` False)."""
     if any("." in f for f in settings.document_fields) and cluster.version < (3, 6, 0):
         warnings.warn(
             f"document_fields {settings.document_fields} has a dotted path; OpenSearch "
             f"{'.'.join(map(str, cluster.version))} reranks such fields on empty text (fixed in 3.6)",
             stacklevel=2,
         )
-    body = search_body(
-        query, settings.document_fields, max(window or size, size), match_all=match_all, query_text_path=query_text_path
-    )
+    k = max(window or size, size, settings.window or 0) if blend_weight is not None else max(window or size, size)
+    body = search_body(query, settings.document_fields, k, match_all=match_all, query_text_path=query_text_path)
     pipeline = pipeline or settings.pipeline
+    params = {"search_pipeline": pipeline, "verbose_pipeline": "true"}  # says whether the rerank ran
     try:
-        raw = cluster.call(
-            "POST", f"/{settings.index}/_search", body, params={"search_pipeline": pipeline}, timeout=timeout
-        )
+        raw = cluster.call("POST", f"/{settings.index}/_search", body, params=params, timeout=timeout)
     except OpenSearchError as exc:
         if exc.status in (400, 404) and f"{pipeline} is not defined" in str(exc):
             raise ConfigError(f"search pipeline {pipeline!r} does not exist: run `osrerank setup` first") from exc
         raise
+    reranked, fallback = rerank_outcome(raw)
+    raw.pop("processor_results", None)  # copies of every hit, twice: not for the caller
+    if not reranked and not _fails_open(cluster, pipeline):  # verbose mode answers even where the pipeline fails
+        raise OpenSearchError(f"the rerank failed: {fallback}")
     hits = [Hit(h["_id"], float(h["_score"]), h.get("_source", {})) for h in raw["hits"]["hits"]]
+    if blend_weight is not None and reranked:
+        plain = search_body(query, settings.document_fields, k, rerank=False, match_all=match_all)
+        first_stage = cluster.call("POST", f"/{settings.index}/_search", plain, timeout=timeout)
+        bm25 = {h["_id"]: float(h["_score"]) for h in first_stage["hits"]["hits"]}
+        blended = blend(bm25, {h.id: h.score for h in hits}, blend_weight)
+        hits = sorted((Hit(h.id, blended[h.id], h.source) for h in hits if h.id in blended), key=lambda h: -h.score)
     if min_score is not None:
         hits = [h for h in hits if h.score >= min_score]
-    return SearchResult(hits[:size], raw, int(raw.get("took", 0)))
+    return SearchResult(hits[:size], raw, int(raw.get("took", 0)), reranked, fallback)

@@ -105,14 +105,15 @@ def os_client(local_cluster: Any) -> Any:
     return connect(Settings(), local_cluster.url)
 
 
-def start_standin(name: str, model: Path, **scorer: Any) -> Any:
+def start_standin(name: str, model: Path, serve: dict[str, Any] | None = None, **scorer: Any) -> Any:
     """A stand-in process with auth on and recording of received texts; returns (StandIn, its info)."""
     from osrerank.model import ScorerOptions
     from osrerank.server.run import ServeOptions
     from osrerank.targets.standin import StandIn
 
     process = StandIn(name)
-    info, _ = process.start(ServeOptions(ScorerOptions(model=str(model), **scorer), port=0, record=True))
+    options = ServeOptions(ScorerOptions(model=str(model), **scorer), port=0, record=True, **(serve or {}))
+    info, _ = process.start(options)
     return process, info
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +11,34 @@ import click
 from rich.progress import Progress
 from rich.table import Table
 
-from ..eval import MEASURES, run_eval
-from ..eval_report import write_report
+from ..eval import MEASURES, EvalResult, run_eval, run_windows
+from ..eval_report import write_report, write_windows
 from ..reranker import Reranker
 from .common import CONTEXT, console, friendly_errors, out, progress, resolve_settings, settings_options
+
+
+@contextmanager
+def bars() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback drawing one Rich bar per stage."""
+    with Progress(console=console) as bar:
+        tasks: dict[str, Any] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            tasks.setdefault(stage, bar.add_task(stage, total=total))
+            bar.update(tasks[stage], completed=done)
+
+        yield tick
+
+
+def print_result(result: EvalResult, top_k: int) -> None:
+    table = Table(title=f"{Path(result.dataset).name}: {result.queries} queries, top-{top_k}, {result.wall_s:.0f} s")
+    for column in ("arm", *MEASURES, "p50 ms", "p95 ms"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for name, arm in result.arms.items():
+        lat = arm.latency_summary()
+        timing = [f"{lat['p50']:.0f}", f"{lat['p95']:.0f}"] if lat else ["-", "-"]
+        table.add_row(name, *(f"{arm.metrics[m]:.4f}" for m in MEASURES), *timing)
+    out.print(table)
 
 
 @click.command(name="eval", context_settings=CONTEXT)
@@ -22,12 +48,16 @@ from .common import CONTEXT, console, friendly_errors, out, progress, resolve_se
     "--top-k", type=click.IntRange(min=1), default=100, show_default=True, help="BM25 hits the pipeline reranks."
 )
 @click.option("--max-queries", type=click.IntRange(min=1), help="Only the first N judged queries (a quick look).")
+@click.option("--windows", help="Also run 10-hit searches through the engine with each of these rank windows "
+              "(e.g. 10,20,50,100), charting nDCG@10 against latency (windows.png).")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-results"),
-              show_default=True, help="Folder for results.json, the runs and results.png.")  # fmt: skip
-@settings_options("cluster", "model", "names", "sagemaker")
+              show_default=True, help="Folder for results.json, the runs and the charts.")  # fmt: skip
+@settings_options("cluster", "model", "names", "pipeline", "sagemaker")
 @friendly_errors
-def evaluate(dataset: Path, split: str, top_k: int, max_queries: int | None, out_dir: Path, **kwargs: Any) -> None:
-    """BM25 vs BM25 + rerank on a BEIR dataset: nDCG@10, MRR@10, Recall@100 and latency.
+def evaluate(
+    dataset: Path, split: str, top_k: int, max_queries: int | None, windows: str | None, out_dir: Path, **kwargs: Any
+) -> None:
+    """BM25 vs BM25 + rerank (and blends of the two) on a BEIR dataset: nDCG@10, MRR@10, Recall@100, latency.
 
     Sets up the model first (idempotent), indexes the corpus once (title + text), runs every judged
     query through both arms, and writes OUT/results.json, OUT/<arm>.run and OUT/results.png.
@@ -39,32 +69,21 @@ def evaluate(dataset: Path, split: str, top_k: int, max_queries: int | None, out
     settings = resolve_settings(kwargs)
     reranker = Reranker(settings, progress)
     model_id = reranker.setup().model_id
-    with Progress(console=console) as bar:
-        tasks: dict[str, Any] = {}
-
-        def tick(stage: str, done: int, total: int) -> None:
-            tasks.setdefault(stage, bar.add_task(stage, total=total))
-            bar.update(tasks[stage], completed=done)
-
-        result = run_eval(
-            reranker.cluster(),
-            settings,
-            model_id,
-            dataset,
-            split=split,
-            top_k=top_k,
-            max_queries=max_queries,
-            progress=tick,
-        )
-    table = Table(title=f"{dataset.name}: {result.queries} queries, top-{top_k}, {result.wall_s:.0f} s")
-    for column in ("arm", *MEASURES, "p50 ms", "p95 ms"):
-        table.add_column(column, justify="left" if column == "arm" else "right")
-    for name, arm in result.arms.items():
-        lat = arm.latency_summary()
-        table.add_row(name, *(f"{arm.metrics[m]:.4f}" for m in MEASURES), f"{lat['p50']:.0f}", f"{lat['p95']:.0f}")
-    out.print(table)
+    with bars() as tick:
+        result = run_eval(reranker.cluster(), settings, model_id, dataset, split=split, top_k=top_k,
+                          max_queries=max_queries, progress=tick)  # fmt: skip
+    print_result(result, top_k)
     json_path, png_path = write_report(result, out_dir)
     out.print(f"wrote {json_path}, the runs and {png_path}")
+    if windows:
+        sizes = [int(w) for w in windows.split(",") if w.strip()]
+        with bars() as tick:
+            arms = run_windows(reranker.cluster(), settings, model_id, dataset, sizes, split=split,
+                               max_queries=max_queries, progress=tick)  # fmt: skip
+        for window, arm in arms.items():
+            lat, ndcg = arm.latency_summary(), arm.metrics["nDCG@10"]
+            out.print(f"window {window:>4}: nDCG@10 {ndcg:.4f}, p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms")
+        out.print(f"wrote {write_windows(arms, f'{dataset.name}: 10 hits reranked from each window', out_dir)[1]}")
 
 
 COMMANDS = [evaluate]

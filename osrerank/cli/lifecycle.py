@@ -9,7 +9,7 @@ import click
 from ..reranker import Reranker
 from .common import CONTEXT, friendly_errors, out, print_hits, print_steps, progress, resolve_settings, settings_options
 
-ALL = ("cluster", "model", "names", "sagemaker")
+ALL = ("cluster", "model", "names", "pipeline", "sagemaker")
 
 
 @click.command(context_settings=CONTEXT)
@@ -93,6 +93,33 @@ def demo(**kwargs: Any) -> None:
 
 
 @click.command(context_settings=CONTEXT)
+@settings_options(*ALL)
+@friendly_errors
+def doctor(**kwargs: Any) -> None:
+    """Check the cluster, model, index and (after setup) the deployed model for known traps; each
+    finding names its fix. Exits 1 when there is a problem.
+
+    \b
+    Example:
+        osrerank doctor --index my-docs --document-fields title,body --window 50
+    """
+    from rich.table import Table
+
+    from ..doctor import diagnose
+
+    findings = diagnose(resolve_settings(kwargs))
+    table = Table(title="osrerank doctor", show_header=True)
+    for column in ("check", "", "finding", "fix"):
+        table.add_column(column)
+    marks = {"ok": "[green]ok[/green]", "warning": "[yellow]warn[/yellow]", "problem": "[red]PROBLEM[/red]"}
+    for f in findings:
+        table.add_row(f.check, marks[f.level], f.message, f.fix)
+    out.print(table)
+    if any(f.level == "problem" for f in findings):
+        raise SystemExit(1)
+
+
+@click.command(context_settings=CONTEXT)
 def targets() -> None:
     """List the deploy targets (--target).
 
@@ -106,4 +133,4 @@ def targets() -> None:
         out.print(f"{name:12} {target.summary}", highlight=False)
 
 
-COMMANDS = [deploy, setup, teardown, demo, targets]
+COMMANDS = [deploy, setup, teardown, demo, doctor, targets]

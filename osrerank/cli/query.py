@@ -42,6 +42,12 @@ def _at_least_one(ctx: click.Context, param: click.Parameter, value: int | None)
 @click.option("--min-score", type=float, help="Drop reranked hits scoring below this.")
 @click.option("--match-all", is_flag=True, help="First stage match_all instead of BM25 (as in the tutorial).")
 @click.option("--query-text-path", help="Take the rerank query from this path of the search request instead.")
+@click.option(
+    "--blend",
+    "blend_weight",
+    type=click.FloatRange(0, 1),
+    help="Order by this share of the normalised BM25 score plus the rest of the model's (0: pure rerank).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw OpenSearch response.")
 @settings_options(*QUERYING)
 @friendly_errors
@@ -62,6 +68,8 @@ def search(query: str, size: int, window: int | None, as_json: bool, **kwargs: A
         click.echo(json.dumps(result.raw, indent=2, ensure_ascii=False))
     else:
         print_hits(result, settings.document_fields)
+    if not result.reranked:
+        out.print(f"[yellow]not reranked[/yellow]: the model failed ({result.fallback}); first-stage order shown")
 
 
 COMMANDS = [predict, search]

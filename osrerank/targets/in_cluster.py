@@ -18,7 +18,7 @@ import json
 import zipfile
 from typing import Any
 
-from ..errors import OpenSearchError, ToolMissingError
+from ..errors import ConfigError, OpenSearchError, ToolMissingError
 from ..ml_commons import MLCommons
 from ..model import ScorerOptions, check_model, onnx_path, resolve_model_dir
 from ..scorer import load_scorer
@@ -80,6 +80,11 @@ class InClusterTarget(Target):
 
     def check(self) -> None:
         check_model(self.settings.model)
+        if self.settings.chunk:
+            raise ConfigError(
+                "--long-documents chunk splits documents in the connector, and the opensearch target has none: "
+                "use --long-documents truncate, or a target with an endpoint (standin, sagemaker)"
+            )
 
     def plan(self) -> list[str]:
         return [f"register and deploy {self.settings.model} inside the cluster as {self.settings.model_name}"]

@@ -260,3 +260,44 @@ def test_source_false_reranks_empty_text(rerank_index, os_client, reference):
     empty = next(p["sigmoid"] for p in reference if p["query"] == query and p["document"] == "")
     without = search_scores(os_client, index, pipe, query, _source=False)
     assert without == pytest.approx(dict.fromkeys(with_source, empty), abs=1e-5)
+
+
+# ------------------------------------------------------------------ long documents in passages
+def passages(text: str, words: int, stride: int, limit: int) -> list[str]:
+    """What the connector's pre-process sends for one document (written again here, in Python)."""
+    split, out, start = text.split(" "), [], 0
+    while True:
+        end = min(start + words, len(split))
+        out.append(" ".join(split[start:end]))
+        if end >= len(split) or len(out) >= limit:
+            return out
+        start += stride
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_chunked_documents_score_their_best_passage(template, os_client, standin, scorer, reference):
+    """Every passage through the cluster is exactly the Python split of the document, and each document's
+    score is its best passage's score from a direct call, to 1e-5 (kit scorer: transport, the split)."""
+    words, stride, limit = 12, 5, 3
+    settings = Settings(name=f"t-chunk-{template}", template=template, long_documents=f"chunk:{words}:{stride}:{limit}")
+    model_id = make_model(os_client, settings, url(standin, template, settings.name))
+    query = reference[0]["query"]
+    docs = [
+        "short one",
+        "",
+        " ".join(f"w{i}" for i in range(40)),  # needs more than 3 passages: only the first 3 are read
+        'double  spaces   and a quote " and a backslash \\ in a twenty  word  long  document with trailing space ',
+        reference[3]["document"],
+    ]
+    try:
+        requests.delete(f"{standin.base_url}/_osrerank/received", timeout=10)
+        scores = predict(os_client, model_id, query, docs)
+        split = [passages(d, words, stride, limit) for d in docs]
+        per = max(len(p) for p in split)
+        slots = [p[min(j, len(p) - 1)] for p in split for j in range(per)]
+        sent = received(standin)[-1]["pairs"]
+        assert [d for _, d in sent] == slots and {q for q, _ in sent} == {query}
+        best = [max(scorer.predict([(query, p) for p in ps])) for ps in split]
+        np.testing.assert_allclose(scores, best, atol=1e-5, rtol=0)
+    finally:
+        cleanup(os_client, settings, model_id)

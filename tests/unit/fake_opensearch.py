@@ -40,6 +40,7 @@ class FakeOpenSearch:
                 ("POST", ML + r"/_predict/text_similarity/(?P<id>[^/]+)", self.predict),
                 ("GET", ML + r"/(?P<kind>connectors|models|model_groups)/(?P<id>[^/]+)", self.get),
                 ("DELETE", ML + r"/(?P<kind>connectors|models|model_groups)/(?P<id>[^/]+)", self.delete),
+                ("GET", r"/_search/pipeline", lambda body: dict(self.pipelines)),
                 ("GET", r"/_search/pipeline/(?P<name>[^/]+)", self.get_pipeline),
                 ("PUT", r"/_search/pipeline/(?P<name>[^/]+)", self.put_pipeline),
                 ("DELETE", r"/_search/pipeline/(?P<name>[^/]+)", self.delete_pipeline),

@@ -88,7 +88,48 @@ def test_sagemaker_connector_without_credentials_is_refused():
 def test_pipeline_renders_nested_fields():
     body = render_pipeline(Settings(document_fields="title, body.text"), "m1")
     rerank = body["response_processors"][0]["rerank"]
-    assert rerank == {"ml_opensearch": {"model_id": "m1"}, "context": {"document_fields": ["title", "body.text"]}}
+    assert rerank == {
+        "tag": "osrerank-rerank",
+        "ml_opensearch": {"model_id": "m1"},
+        "context": {"document_fields": ["title", "body.text"]},
+    }
+
+
+def test_pipeline_window_failure_mode_and_batch_limit():
+    plain = render_pipeline(Settings(), "m")
+    script = plain["request_processors"][0]["script"]
+    assert script["params"] == {"window": 0, "max_batch": 0}
+    assert [list(p) for p in plain["response_processors"]] == [["rerank"], ["truncate_hits"]]
+    assert "ignore_failure" not in plain["response_processors"][0]["rerank"]
+    tuned = render_pipeline(Settings(window=50, max_batch=64, on_model_failure="first-stage"), "m")
+    assert tuned["request_processors"][0]["script"]["params"] == {"window": 50, "max_batch": 64}
+    assert tuned["response_processors"][0]["rerank"]["ignore_failure"] is True
+
+
+def test_a_window_over_the_batch_limit_is_refused_at_setup():
+    from osrerank.pipeline import check_pipeline
+
+    check_pipeline(Settings(window=32, max_batch=32))
+    with pytest.raises(ConfigError, match="--window 64 sends up to 64 texts"):
+        check_pipeline(Settings(window=64, max_batch=32))
+    with pytest.raises(ConfigError, match="4 passages per document"):
+        check_pipeline(Settings(window=10, max_batch=32, long_documents="chunk"))
+
+
+@pytest.mark.parametrize("template", sorted(URLS))
+def test_chunked_templates_render_the_passage_split(template):
+    body = render_connector(
+        Settings(long_documents="chunk:150:75:3"), template, URLS[template], Credentials(access_key="A", secret_key="S")
+    )
+    pre, post = body["actions"][0]["pre_process_function"], body["actions"][0]["post_process_function"]
+    assert "starts.size() <= 300" in pre and "s += 75" in pre and ">= 3" in pre and "s + 150" in pre
+    assert "params.text_docs.size()" in pre and "int per = scores.length / want" in post
+
+
+@pytest.mark.parametrize("spec", ["chunk:10:20", "chunk:x", "split", "truncate:5", "chunk:1:1:1:1"])
+def test_bad_long_document_settings_are_refused(spec):
+    with pytest.raises(ConfigError, match="truncate or chunk"):
+        Settings.resolve({"long_documents": spec}, env={})
 
 
 def test_settings_precedence(tmp_path, monkeypatch):

@@ -1,0 +1,229 @@
+"""``osrerank doctor``: the known traps of reranking in OpenSearch, checked on a cluster and model.
+
+Each check returns findings that name what is wrong and the fix. Before setup it checks the cluster,
+the model folder and the index; after setup also the model's deploy state, the pipeline, and the
+model server's batch limit against the window (one real prediction through the cluster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .config import Settings
+from .errors import NotFound, OpenSearchError, OsRerankError
+from .ml_commons import MLCommons
+from .model import check_model, onnx_path, read_json
+from .reranker import Reranker
+
+__all__ = ["Finding", "diagnose"]
+
+#: ml-commons sends token_type_ids to every local ONNX cross-encoder from 2.12 until 3.9 (issue #4924).
+TOKEN_TYPES_FIXED = (3, 9, 0)
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    level: Literal["ok", "warning", "problem"]
+    message: str
+    fix: str = ""
+
+
+Check = Callable[["Context"], list[Finding]]
+
+
+@dataclass
+class Context:
+    settings: Settings
+    reranker: Reranker
+
+    @property
+    def ml(self) -> MLCommons:
+        return self.reranker.ml()
+
+    def version(self) -> tuple[int, int, int]:
+        return self.reranker.cluster().version
+
+
+def _version(c: Context) -> list[Finding]:
+    v = c.version()
+    shown = ".".join(map(str, v))
+    dotted = [f for f in c.settings.document_fields if "." in f]
+    findings = [Finding("opensearch", "ok", f"OpenSearch {shown}")]
+    if dotted and v < (3, 6, 0):
+        findings.append(
+            Finding(
+                "document_fields",
+                "problem",
+                f"{', '.join(dotted)} is a dotted path: OpenSearch {shown} reranks it on empty text, silently",
+                "index the text in a top-level field (osrerank index load --combine), or use OpenSearch 3.6+",
+            )
+        )
+    if len(c.settings.document_fields) > 1:
+        findings.append(
+            Finding(
+                "document_fields",
+                "warning",
+                f"{len(c.settings.document_fields)} fields are joined with no separator: 'Title'+'Body' is 'TitleBody'",
+                "rerank one combined field: osrerank index load --combine title,body --document-fields rerank_text",
+            )
+        )
+    processors = c.reranker.cluster().call("GET", "/_nodes/search_pipelines")
+    names = {p["type"] for node in processors["nodes"].values() for p in node["search_pipelines"]["request_processors"]}
+    if "script" not in names:
+        findings.append(
+            Finding(
+                "search pipelines",
+                "problem",
+                "the script and truncate_hits processors are missing (module search-pipeline-common)",
+                "install the full OpenSearch distribution, or the module (osrerank cluster up assembles it on 2.x)",
+            )
+        )
+    return findings
+
+
+def _model(c: Context) -> list[Finding]:
+    s = c.settings
+    try:
+        folder = check_model(s.model)
+    except OsRerankError as exc:
+        return [Finding("model", "problem", str(exc), "pass --model with a model folder or a hub id")]
+    if folder is None:
+        return [Finding("model", "ok", f"{s.model} is a hub id (not downloaded by doctor)")]
+    findings = []
+    import onnx
+
+    graph = onnx.load(str(onnx_path(folder)), load_external_data=False).graph
+    inputs = {i.name for i in graph.input}
+    config = read_json(folder / "config.json")
+    labels = len(config.get("id2label", {"0": "x"}))
+    if s.kind == "cross-encoder" and labels != 1:
+        findings.append(
+            Finding(
+                "model",
+                "problem",
+                f"{labels} output labels: a reranker has one logit",
+                "use a cross-encoder with num_labels=1",
+            )
+        )
+    findings.append(Finding("model", "ok", f"ONNX inputs: {', '.join(sorted(inputs))}"))
+    if s.target == "opensearch" and "token_type_ids" not in inputs and c.version() < TOKEN_TYPES_FIXED:
+        findings.append(
+            Finding(
+                "model",
+                "ok",
+                "the graph has no token_type_ids, which ml-commons before 3.9 always sends (#4924): the kit's package "
+                "adds an input of that name the graph ignores",
+            )
+        )
+    truncation = read_json(folder / "tokenizer.json").get("truncation")
+    if s.target == "opensearch" and truncation is None:
+        findings.append(
+            Finding(
+                "tokenizer",
+                "ok",
+                "tokenizer.json does not truncate: the kit's package switches "
+                "truncation on (ml-commons would fail on documents over the model's limit)",
+            )
+        )
+    return findings
+
+
+def _index(c: Context) -> list[Finding]:
+    s, cluster = c.settings, c.reranker.cluster()
+    try:
+        mapping: Any = next(iter(cluster.call("GET", f"/{s.index}/_mapping").values()))["mappings"]
+    except NotFound:
+        return [
+            Finding(
+                "index",
+                "warning",
+                f"index {s.index} does not exist yet",
+                "create it (osrerank index load FILE) before searching",
+            )
+        ]
+    findings = []
+    if mapping.get("_source", {}).get("enabled") is False:
+        findings.append(
+            Finding(
+                "index",
+                "problem",
+                f"{s.index} keeps no _source: the rerank processor reads "
+                "document_fields from it and would rerank empty text",
+                "re-create the index with _source on",
+            )
+        )
+    for field in s.document_fields:
+        node: Any = mapping
+        for part in field.split("."):
+            node = (node.get("properties") or {}).get(part) or {}
+        if not node:
+            findings.append(
+                Finding(
+                    "document_fields",
+                    "problem",
+                    f"{field} is not in the mapping of {s.index}: every document would be reranked on empty text",
+                    f"pass --document-fields with fields of {s.index}",
+                )
+            )
+    return findings or [Finding("index", "ok", f"{s.index}: {', '.join(s.document_fields)} mapped, _source kept")]
+
+
+def _deployed(c: Context) -> list[Finding]:
+    model_id = c.reranker.target.find_model(c.ml)
+    if model_id is None:
+        return [Finding("model state", "warning", "no model set up yet", "run osrerank setup")]
+    state = c.ml.model(model_id).get("model_state")
+    findings = [
+        Finding(
+            "model state",
+            "ok" if state == "DEPLOYED" else "problem",
+            f"model {model_id} is {state}",
+            "" if state == "DEPLOYED" else f"POST /_plugins/_ml/models/{model_id}/_deploy, or rerun setup",
+        )
+    ]
+    failed = [
+        t for t in c.ml.model_tasks(model_id) if t.get("task_type") == "DEPLOY_MODEL" and t.get("state") == "FAILED"
+    ]
+    if failed:
+        findings.append(
+            Finding(
+                "model state",
+                "warning",
+                f"{len(failed)} FAILED deploy task(s) for {model_id}: {failed[0].get('error', '')[:200]}",
+                "tear down and set up again",
+            )
+        )
+    window = max(c.settings.window or 10, 10)
+    texts = window * (c.settings.chunk.passages if c.settings.chunk else 1)
+    try:
+        c.ml.predict(model_id, "osrerank doctor", ["a document"] * texts, timeout=c.settings.timeout_s + 5)
+        findings.append(Finding("batch limit", "ok", f"the model server scored {texts} texts in one call (the window)"))
+    except OpenSearchError as exc:
+        findings.append(
+            Finding(
+                "batch limit",
+                "problem",
+                f"the model server failed on {texts} texts in one call: {str(exc)[:300]}",
+                "raise the server's per-request limit (TEI: --max-client-batch-size), "
+                "or set --max-batch to it and a --window within it",
+            )
+        )
+    return findings
+
+
+CHECKS: list[Check] = [_version, _model, _index, _deployed]
+
+
+def diagnose(settings: Settings) -> list[Finding]:
+    """Run every check; a check that cannot run says so instead of stopping the others."""
+    context = Context(settings, Reranker(settings))
+    findings: list[Finding] = []
+    for check in CHECKS:
+        try:
+            findings += check(context)
+        except OsRerankError as exc:
+            findings.append(Finding(check.__name__.strip("_"), "problem", str(exc).splitlines()[0]))
+    return findings

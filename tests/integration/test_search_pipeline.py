@@ -1,0 +1,229 @@
+"""What a plain `_search` against what setup made gets: the rank window in the engine, a visible
+fail-open, batch limits, the edge cases of the rerank processor, and `osrerank doctor`'s findings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from osrerank.config import Settings
+from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
+from osrerank.doctor import diagnose
+from osrerank.errors import ConfigError, OpenSearchError
+from osrerank.eval import ensure_corpus, load_queries
+from osrerank.ingest import RERANK_FIELD, create_index, load_documents
+from osrerank.reranker import Reranker
+from osrerank.search import search_body
+from osrerank.server.run import ServeOptions
+from osrerank.targets.local_secrets import local_secrets
+from osrerank.targets.standin import StandIn
+
+pytestmark = pytest.mark.integration
+
+SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
+
+
+def reranker(url, model, name, **extra) -> Reranker:
+    settings = {
+        "opensearch_url": url,
+        "model": str(model),
+        "name": name,
+        "pipeline": f"{name}-rerank",
+        "index": f"{name}-docs",
+        "timeout_s": 5,
+        **extra,
+    }
+    return Reranker(Settings(**settings))
+
+
+def plain_search(cluster, index: str, body: dict, pipeline: str) -> dict:
+    return cluster.call("POST", f"/{index}/_search", body, params={"search_pipeline": pipeline}, timeout=120)
+
+
+def test_a_plain_search_reranks_the_window_and_returns_its_size(local_cluster, test_model_dir, scorer):
+    """setup --window 50; a plain _search of size 10 returns the model's top 10 of the BM25 top 50."""
+    r = reranker(local_cluster.url, test_model_dir, "wnd", window=50, document_fields=RERANK_FIELD, index="wnd-scifact")
+    try:
+        r.setup()
+        cluster = r.cluster()
+        ensure_corpus(cluster, "wnd-scifact", SCIFACT / "corpus.jsonl", lambda *_: None)
+        queries = list(load_queries(SCIFACT / "queries.jsonl").values())[:3]
+        for query in queries:
+            first = cluster.call("POST", "/wnd-scifact/_search", search_body(query, (RERANK_FIELD,), 50, rerank=False))
+            hits = first["hits"]["hits"]
+            expected = scorer.predict([(query, h["_source"][RERANK_FIELD]) for h in hits])
+            top10 = [hits[i]["_id"] for i in np.argsort(-expected)[:10]]
+            reply = plain_search(cluster, "wnd-scifact", search_body(query, (RERANK_FIELD,), 10), "wnd-rerank")
+            assert [h["_id"] for h in reply["hits"]["hits"]] == top10
+            np.testing.assert_allclose(
+                [h["_score"] for h in reply["hits"]["hits"]], np.sort(expected)[::-1][:10], atol=1e-5
+            )
+    finally:
+        r.teardown()
+
+
+def tutorial(r: Reranker) -> None:
+    cluster = r.cluster()
+    create_index(cluster, r.settings.index, ("passage_text", "title"), recreate=True)
+    load_documents(
+        cluster, r.settings.index, [{"_id": str(i), "passage_text": p} for i, p in enumerate(TUTORIAL_PASSAGES)]
+    )
+
+
+@pytest.mark.parametrize("mode", ["first-stage", "fail"])
+def test_the_model_dies_mid_stream_and_comes_back(local_cluster, test_model_dir, mode):
+    """20 searches; the stand-in is killed after the 5th and restarted on its port after the 12th."""
+    r = reranker(local_cluster.url, test_model_dir, f"fo-{mode[:5]}", on_model_failure=mode)
+    counts = {"reranked": 0, "fell back (marked)": 0, "failed clearly": 0, "wrong": 0}
+    try:
+        r.setup()
+        tutorial(r)
+        stand_in = StandIn(r.settings.name)
+        info = stand_in.info()
+        for n in range(20):
+            if n == 5:
+                stand_in.stop()
+            if n == 12:
+                stand_in.start(info.serve_options)
+            started = time.monotonic()
+            try:
+                result = r.search(TUTORIAL_QUERY, size=4, match_all=True)
+            except OpenSearchError as exc:
+                assert mode == "fail" and 5 <= n < 12, exc
+                assert time.monotonic() - started < r.settings.timeout_s + 5 and "remote" in str(exc).lower()
+                counts["failed clearly"] += 1
+                continue
+            if result.reranked:
+                assert not 5 <= n < 12 and all(0 < h.score < 1 for h in result.hits)
+                counts["reranked"] += 1
+            else:  # BM25 order of match_all: every score 1.0
+                assert mode == "first-stage" and 5 <= n < 12 and result.fallback
+                assert [h.score for h in result.hits] == [1.0] * 4
+                counts["fell back (marked)"] += 1
+        print(f"{mode}: {counts}")
+        assert counts["reranked"] == 13 and counts["wrong"] == 0
+        assert counts["fell back (marked)" if mode == "first-stage" else "failed clearly"] == 7
+    finally:
+        r.teardown()
+
+
+def test_batch_limit_of_the_model_server(local_cluster, test_model_dir):
+    """A stand-in limited like a stock TEI (32 texts per request): setup refuses a larger window, the pipeline
+    refuses a larger page with the reason, the server's own refusal is TEI's, and doctor finds it."""
+    with pytest.raises(ConfigError, match="--window 100 sends up to 100 texts"):
+        reranker(local_cluster.url, test_model_dir, "cap", template="tei-rerank", window=100, max_batch=32).setup()
+    r = reranker(local_cluster.url, test_model_dir, "cap", template="tei-rerank", max_batch=32)
+    stand_in = StandIn("cap")
+    try:
+        r.setup()
+        info = stand_in.info()
+        limited = ServeOptions(**{**info.serve_options.__dict__, "max_client_batch_size": 32})
+        stand_in.start(limited)  # same port: the connector is unchanged
+        cluster = r.cluster()
+        create_index(cluster, "cap-docs", ["passage_text"], recreate=True)
+        load_documents(cluster, "cap-docs", [{"passage_text": f"{TUTORIAL_PASSAGES[i % 4]} {i}"} for i in range(60)])
+        ok = plain_search(cluster, "cap-docs", search_body(None, ("passage_text",), 32), "cap-rerank")
+        assert len(ok["hits"]["hits"]) == 32
+        with pytest.raises(OpenSearchError, match="takes at most 32 per request"):
+            plain_search(cluster, "cap-docs", search_body(None, ("passage_text",), 33), "cap-rerank")
+        token = {"Authorization": f"Bearer {local_secrets().bearer_token}"}
+        direct = requests.post(
+            info.base_url + "/rerank", json={"query": "q", "texts": ["t"] * 33}, headers=token, timeout=30
+        )
+        assert direct.status_code == 413 and direct.json()["error"] == "batch size 33 > maximum allowed batch size 32"
+        findings = diagnose(r.settings.model_copy(update={"max_batch": None, "window": 50}))
+        assert any(f.check == "batch limit" and f.level == "problem" for f in findings)
+    finally:
+        r.teardown()
+
+
+def test_edge_cases_of_plain_searches(local_cluster, test_model_dir, scorer):
+    r = reranker(local_cluster.url, test_model_dir, "edge", document_fields="title,passage_text")
+    try:
+        r.setup()
+        cluster = r.cluster()
+        create_index(cluster, "edge-docs", ["title", "passage_text"], recreate=True)
+        docs = [
+            {"_id": "0", "title": "Capital", "passage_text": TUTORIAL_PASSAGES[2]},
+            {"_id": "1", "passage_text": TUTORIAL_PASSAGES[0]},
+        ]
+        load_documents(cluster, "edge-docs", docs)
+        ext = {"ext": {"rerank": {"query_context": {"query_text": TUTORIAL_QUERY}}}}
+        everything = {"query": {"match_all": {}}, **ext}
+        # size 0: counts only, no hits, no error
+        reply = plain_search(cluster, "edge-docs", {**everything, "size": 0}, "edge-rerank")
+        assert reply["hits"]["hits"] == [] and reply["hits"]["total"]["value"] == 2
+        # track_total_hits false: reranked all the same
+        reply = plain_search(cluster, "edge-docs", {**everything, "track_total_hits": False}, "edge-rerank")
+        assert len(reply["hits"]["hits"]) == 2
+        # no hits: an empty page, no model call
+        reply = plain_search(cluster, "edge-docs", {"query": {"match": {"title": "nothing"}}, **ext}, "edge-rerank")
+        assert reply["hits"]["hits"] == []
+        # one of two fields missing in a document: that field counts as empty text (fields joined with no separator)
+        reply = plain_search(cluster, "edge-docs", everything, "edge-rerank")
+        scores = {h["_id"]: h["_score"] for h in reply["hits"]["hits"]}
+        expected = scorer.predict(
+            [(TUTORIAL_QUERY, "Capital" + TUTORIAL_PASSAGES[2]), (TUTORIAL_QUERY, TUTORIAL_PASSAGES[0])]
+        )
+        assert scores == pytest.approx({"0": expected[0], "1": expected[1]}, abs=1e-5)
+        # no ext.rerank: the rerank processor fails (documented: every reranked search must carry the query)
+        with pytest.raises(OpenSearchError) as missing:
+            plain_search(cluster, "edge-docs", {"query": {"match_all": {}}}, "edge-rerank")
+        assert missing.value.status in (400, 500)
+    finally:
+        r.teardown()
+
+
+def test_doctor_finds_each_trap(local_cluster, test_model_dir, os_client):
+    r = reranker(local_cluster.url, test_model_dir, "doc", document_fields="title,body.text,missing")
+    try:
+        r.setup()
+        cluster = r.cluster()
+        cluster.call(
+            "PUT",
+            "/doc-docs",
+            {
+                "mappings": {
+                    "_source": {"enabled": False},
+                    "properties": {"title": {"type": "text"}, "body": {"properties": {"text": {"type": "text"}}}},
+                }
+            },
+        )
+        model_id = r.model_id()
+        r.ml().cluster.call("POST", f"/_plugins/_ml/models/{model_id}/_undeploy")
+        time.sleep(2)
+        found = {(f.check, f.level, f.message.split(":")[0]) for f in diagnose(r.settings)}
+        problems = {(c, m) for c, level, m in found if level == "problem"}
+        assert ("index", "doc-docs keeps no _source") in problems
+        assert ("document_fields", "missing is not in the mapping of doc-docs") in problems
+        assert any(c == "model state" for c, _ in problems)
+        assert any(c == "document_fields" and level == "warning" for c, level, _ in found)  # no separator
+        dotted = ("document_fields", "body.text is a dotted path") in problems
+        assert dotted == (os_client.version < (3, 6, 0))
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "osrerank",
+                "doctor",
+                "--opensearch-url",
+                local_cluster.url,
+                "--name",
+                "doc",
+                "--index",
+                "doc-docs",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 1 and "PROBLEM" in proc.stdout and "Traceback" not in proc.stderr
+    finally:
+        r.teardown()
+        Reranker(r.settings).cluster().call("DELETE", "/doc-docs")
