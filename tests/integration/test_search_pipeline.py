@@ -48,7 +48,15 @@ def plain_search(cluster, index: str, body: dict, pipeline: str) -> dict:
 
 def test_a_plain_search_reranks_the_window_and_returns_its_size(local_cluster, test_model_dir, scorer):
     """setup --window 50; a plain _search of size 10 returns the model's top 10 of the BM25 top 50."""
-    r = reranker(local_cluster.url, test_model_dir, "wnd", window=50, document_fields=RERANK_FIELD, index="wnd-scifact")
+    r = reranker(
+        local_cluster.url,
+        test_model_dir,
+        "wnd",
+        window=50,
+        document_fields=RERANK_FIELD,
+        index="wnd-scifact",
+        timeout_s=120,
+    )
     try:
         r.setup()
         cluster = r.cluster()
