@@ -3,6 +3,7 @@ as a background process and found again through a state file, so a second setup 
 
 A changed model or option starts a new process on a new port first; the old one is stopped only once
 the new one answers, so a setup that fails (a missing model, say) leaves a working stand-in working.
+(Only a restart on the very port the old one holds stops the old one first.)
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class StandIn:
         if current and _same(current.serve_options, wanted):
             return current, False
         port = wanted.port or process.free_port()
+        if current and port == current.serve_options.port:  # two cannot share a port: this one must go first
+            process.stop(current.pid, grace_s=10)
+            current = None
         host = "0.0.0.0" if os.environ.get("OSRERANK_ENDPOINT_HOST") else wanted.host  # reachable from a container
         wanted = replace(wanted, host=host, port=port)
         env = {**os.environ, **(local_secrets().env() if wanted.auth else {})}
@@ -90,7 +94,7 @@ class StandIn:
         base_url = f"http://127.0.0.1:{port}"
         process.wait_ready(
             proc,
-            lambda: process.http_ok(f"{base_url}/ping", timeout=2),
+            lambda: proc.poll() is None and process.http_ok(f"{base_url}/ping", timeout=2),
             what=f"the model stand-in {self.name!r}",
             log=self.log_file,
             timeout_s=START_TIMEOUT_S,
