@@ -25,12 +25,20 @@ STATUS_ERRORS: dict[int, type[OpenSearchError]] = {404: NotFound, 409: Conflict}
 
 
 def _reason(exc: TransportError) -> str:
+    """OpenSearch's reason: the root cause's, followed by what caused it (a script's "runtime error" says
+    nothing until its cause, the exception the script threw, is added)."""
     info = exc.info if isinstance(exc.info, dict) else {}
     error = info.get("error")
-    if isinstance(error, dict):
-        causes = error.get("root_cause") or [error]
-        return str(causes[0].get("reason") or error.get("reason") or error)
-    return str(error or exc.error or exc)
+    if not isinstance(error, dict):
+        return str(error or exc.error or exc)
+    causes = error.get("root_cause") or [error]
+    reason = str(causes[0].get("reason") or error.get("reason") or error)
+    cause = error.get("caused_by") or causes[0].get("caused_by")
+    while isinstance(cause, dict):
+        if cause.get("reason") and cause["reason"] not in reason:
+            reason += f": {cause['reason']}"
+        cause = cause.get("caused_by")
+    return reason
 
 
 class Cluster:
