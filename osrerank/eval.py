@@ -164,7 +164,8 @@ def _search_arm(
 ) -> Arm:
     """Every judged query through one arm (BM25 alone when ``pipeline`` is None), timed by the client."""
     arm = Arm()
-    params = {"search_pipeline": pipeline} if pipeline else {}
+    # corpus-wide term statistics: BM25 is the same whatever the shard count (several data nodes: two shards)
+    params = {"search_type": "dfs_query_then_fetch", **({"search_pipeline": pipeline} if pipeline else {})}
     for qid, query in data.queries.items():
         body = search_body(query, (RERANK_FIELD,), size, rerank=pipeline is not None, source=[RERANK_FIELD])
         t0 = time.perf_counter()

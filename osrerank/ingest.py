@@ -34,7 +34,9 @@ OWNER_META = {"created_by": "osrerank"}
 
 
 def create_index(cluster: Cluster, index: str, text_fields: Iterable[str], *, recreate: bool = False) -> bool:
-    """Create ``index`` with text mappings, marked as ours in ``_meta``; False if it already existed."""
+    """Create ``index`` with text mappings, marked as ours in ``_meta``; False if it already existed. On a
+    cluster of several data nodes it gets two shards and a replica, so searches gather hits from several
+    nodes and survive losing one."""
     if cluster.exists(f"/{index}"):
         if not recreate:
             return False
@@ -50,7 +52,9 @@ def create_index(cluster: Cluster, index: str, text_fields: Iterable[str], *, re
         "PUT",
         f"/{index}",
         {
-            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+            "settings": {"number_of_shards": 2, "number_of_replicas": 1}
+            if cluster.data_nodes > 1
+            else {"number_of_shards": 1, "number_of_replicas": 0},
             "mappings": {"_meta": OWNER_META, "properties": properties},
         },
     )

@@ -167,7 +167,10 @@ def _convert_to_onnx(folder: Path) -> Path:
         ) from None
     config = read_json(folder / "config.json")
     is_classifier = any(a.endswith("ForSequenceClassification") for a in config.get("architectures", []))
-    hf_model = (AutoModelForSequenceClassification if is_classifier else AutoModel).from_pretrained(folder).eval()
+    loader = AutoModelForSequenceClassification if is_classifier else AutoModel
+    hf_model = loader.from_pretrained(folder, attn_implementation="eager").eval()
+    # token types only where the model has more than one (BERT); XLM-R has one, ModernBERT none
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if config.get("type_vocab_size", 1) > 1 else [])
 
     class ByName(torch.nn.Module):
         """Calls the model with keyword inputs: the positional order of ``forward`` differs across versions."""
@@ -176,12 +179,15 @@ def _convert_to_onnx(folder: Path) -> Path:
             super().__init__()
             self.inner = hf_model
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-            return out[0]
+        def forward(self, *inputs: Any) -> Any:
+            return self.inner(**dict(zip(names, inputs, strict=True)))[0]
 
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    dummy = tuple(torch.ones(1, 8, dtype=torch.long) for _ in names)
+    # traced on a padded batch of two, so that the graph keeps the attention mask's effect
+    ids = torch.full((2, 8), int(config.get("pad_token_id", 0) or 0), dtype=torch.long)
+    ids[:, 0], ids[0, 1:8], ids[1, 1:5] = 2, 5, 5
+    mask = (ids != int(config.get("pad_token_id", 0) or 0)).long()
+    mask[:, 0] = 1
+    dummy = (ids, mask, torch.zeros_like(ids))[: len(names)]
     output = "logits" if is_classifier else "last_hidden_state"
     cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / "model.onnx.tmp"

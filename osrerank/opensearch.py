@@ -95,6 +95,10 @@ class Cluster:
         return [{"id": h["_id"], **h["_source"]} for h in hits]
 
     @property
+    def data_nodes(self) -> int:
+        return int(self.call("GET", "/_cluster/health")["number_of_data_nodes"])
+
+    @property
     def version(self) -> tuple[int, int, int]:
         if self._version is None:
             number = self.call("GET", "/")["version"]["number"]

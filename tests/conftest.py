@@ -28,6 +28,27 @@ def test_model_dir() -> Path:
     return path
 
 
+ARCHITECTURES = ("xlmr", "modernbert")
+
+
+@pytest.fixture(scope="session")
+def arch_models() -> dict[str, Path]:
+    """The XLM-R and ModernBERT test cross-encoders, built once (about 40 s, needs torch) into the cache by
+    tests/models/build_test_models.py; a changed script builds into a new folder."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from osrerank.paths import cache_root
+
+    script = REPO / "tests" / "models" / "build_test_models.py"
+    out = cache_root() / "test-models" / hashlib.sha256(script.read_bytes()).hexdigest()[:12]
+    folders = {arch: out / f"{arch}-tiny-random-head" for arch in ARCHITECTURES}
+    if not all((f / "reference_scores.json").exists() for f in folders.values()):
+        subprocess.run([sys.executable, str(script), str(out)], check=True, timeout=900)
+    return folders
+
+
 @pytest.fixture(scope="session")
 def reference(test_model_dir: Path) -> list[dict[str, Any]]:
     return json.loads((test_model_dir / "reference_scores.json").read_text())["pairs"]
@@ -88,10 +109,12 @@ def local_cluster(record_testsuite_property: Any) -> Iterator[Any]:
         container.down()
         return
 
-    cluster = LocalOpenSearch(progress=lambda m: print(f"[cluster] {m}", flush=True))
+    nodes = int(os.environ.get("OSRERANK_NODES", "1"))  # explicit: a running cluster of another size is restarted
+    cluster = LocalOpenSearch(nodes=nodes, progress=lambda m: print(f"[cluster] {m}", flush=True))
     was_running = cluster.running_url() is not None
     info = cluster.up()
-    record_testsuite_property("opensearch_version", info.version)  # .ci/check_results.py checks the line
+    shape = f"x{len(info.nodes)}" if len(info.nodes) > 1 else ""
+    record_testsuite_property("opensearch_version", info.version + shape)  # .ci/check_results.py checks the line
     yield info
     if not was_running:
         cluster.down()
@@ -131,12 +154,12 @@ def node_log(local_cluster: Any) -> Any:
     so a line an earlier test (or an earlier run on a reused node) wrote cannot satisfy a check."""
     from osrerank.launcher import LocalOpenSearch
 
-    logs = LocalOpenSearch().log_dir
-    start = {p: p.stat().st_size for p in logs.glob("*.log")}
+    folders = LocalOpenSearch().log_dirs
+    start = {p: p.stat().st_size for logs in folders for p in logs.glob("*.log")}
 
     def read() -> str:
         text = []
-        for path in sorted(logs.glob("*.log")):
+        for path in sorted(p for logs in folders for p in logs.glob("*.log")):
             with path.open("rb") as f:
                 f.seek(start.get(path, 0))
                 text.append(f.read().decode("utf-8", errors="replace"))

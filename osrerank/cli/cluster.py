@@ -28,17 +28,24 @@ def cluster() -> None:
 
 @cluster.command("up", context_settings=CONTEXT)
 @version_option
-@click.option("--port", type=int, default=None, help="HTTP port [default: a free one].")
+@click.option("--port", type=int, default=None, help="HTTP port of the first node [default: a free one].")
+@click.option(
+    "--nodes",
+    type=click.Choice(["1", "3"]),
+    envvar="OSRERANK_NODES",
+    help="1, or 3: two data nodes and a dedicated ML node [default: 1, or what runs].",
+)
 @friendly_errors
-def cluster_up(version: str | None, port: int | None) -> None:
-    """Fetch (first time only) and start the node; reuse it if it already runs.
+def cluster_up(version: str | None, port: int | None, nodes: str | None) -> None:
+    """Fetch (first time only) and start the cluster; reuse it if it already runs.
 
     \b
     Example:
         osrerank cluster up --version 2.19.6
+        osrerank cluster up --nodes 3
     """
-    info = LocalOpenSearch(version, port=port, progress=progress).up()
-    out.print(f"OpenSearch {info.version} [green]{info.health}[/green] at {info.url}")
+    info = LocalOpenSearch(version, nodes=int(nodes) if nodes else None, port=port, progress=progress).up()
+    out.print(f"OpenSearch {info.version} [green]{info.health}[/green] at {info.url}: {', '.join(info.nodes)}")
 
 
 @cluster.command("down", context_settings=CONTEXT)
@@ -65,10 +72,10 @@ def cluster_status(version: str | None) -> None:
     Example:
         osrerank cluster status
     """
-    node = LocalOpenSearch(version)
-    info = node.status()
-    out.print(f"version: {info.version}\nurl:     {info.url}\nhealth:  {info.health}\npid:     {info.pid}")
-    out.print(f"plugins: {', '.join(info.plugins)}\nlogs:    {node.log_dir}")
+    cluster = LocalOpenSearch(version)
+    info = cluster.status()
+    out.print(f"version: {info.version}\nurl:     {info.url}\nhealth:  {info.health}\nnodes:   {', '.join(info.nodes)}")
+    out.print(f"plugins: {', '.join(info.plugins)}\nlogs:    {', '.join(map(str, cluster.log_dirs))}")
 
 
 COMMANDS = [cluster]

@@ -7,7 +7,8 @@ tokenizer, encodes each (query, document) pair and returns the model's raw outpu
 this target and the SageMaker/stand-in targets return the same numbers, the packaged graph gets a
 ``Sigmoid`` node after the logit when the activation is ``sigmoid`` (the default). The tokenizer file
 gets truncation to the model's maximum length switched on, since a pair longer than the position
-embeddings would otherwise fail inside the node.
+embeddings would otherwise fail inside the node. A graph without ``token_type_ids`` (XLM-R, ModernBERT)
+gets that input declared, unused, because ml-commons before 3.9 always feeds it.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def package_model(model: str, activation: str = "sigmoid") -> tuple[bytes, dict[
         out = helper.make_empty_tensor_value_info("similarity")
         out.type.CopyFrom(shape)
         graph.output.append(out)
+    if "token_type_ids" not in {i.name for i in graph_model.graph.input}:
+        # ml-commons 2.12-3.8 feeds token_type_ids to every local ONNX model ("Input mismatch" otherwise,
+        # ml-commons #4924, fixed in 3.9): XLM-R and ModernBERT graphs get an input of that name they ignore
+        graph_model.graph.input.append(
+            helper.make_tensor_value_info("token_type_ids", onnx.TensorProto.INT64, ["batch", "sequence"])
+        )
     tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
     tokenizer["truncation"] = {
         "direction": "Right",

@@ -17,7 +17,8 @@ def test_plugins_are_installed(os_client):
 
 def test_ml_commons_settings_are_in_effect(os_client):
     persistent = os_client.call("GET", "/_cluster/settings", params={"flat_settings": "true"})["persistent"]
-    for key, value in ml_commons_settings().items():
+    nodes = len(os_client.call("GET", "/_cat/nodes", params={"format": "json"}))
+    for key, value in ml_commons_settings(nodes).items():
         assert persistent[key] == (value if isinstance(value, list) else str(value).lower())
 
 
