@@ -84,6 +84,13 @@ class Settings(BaseModel):
         "us-east-1", description="AWS region of the SageMaker endpoint (and of the stand-in's SigV4 scope).",
         json_schema_extra=_cli("model"),
     )  # fmt: skip
+    remote_model: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._:/-]+$",
+        description="Model a hosted rerank API is asked for: Cohere's [rerank-v3.5] or a Bedrock model id "
+        "[amazon.rerank-v1:0].",
+        json_schema_extra=_cli("model"),
+    )
     template: str | None = Field(
         None, description="Connector template [default: the target's].", json_schema_extra=_cli("model")
     )

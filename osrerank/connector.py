@@ -26,6 +26,8 @@ def render_connector(settings: Settings, template: str, endpoint_url: str, crede
                          Credentials(access_key="AKIA...", secret_key="..."))
     """
     info = connector_template(template)
+    if settings.activation == "none" and not info.raw_scores:
+        raise ConfigError(f"the {template} API returns relevance scores in [0, 1]: --activation none is not available")
     if info.auth == "aws_sigv4" and not (credentials.role_arn or (credentials.access_key and credentials.secret_key)):
         raise ConfigError(f"the {template} connector needs AWS credentials (access key + secret) or a role ARN")
     variables = {
@@ -38,6 +40,7 @@ def render_connector(settings: Settings, template: str, endpoint_url: str, crede
         "max_retries": 0,
         "raw_scores": settings.activation == "none",
         "chunk": settings.chunk,
+        "remote_model": settings.remote_model,
         **{
             k: getattr(credentials, k)
             for k in ("access_key", "secret_key", "session_token", "role_arn", "bearer_token")

@@ -62,9 +62,12 @@ class ScorerOptions:
     threads: int | None = field(default=None, metadata={"help": "ONNX Runtime threads [default: all CPUs]."})
 
 
-def activate(raw: np.ndarray, activation: Activation) -> np.ndarray:
-    """Sigmoid of logits (what SageMaker's HF text-classification returns for one label), or identity."""
+def activate(raw: np.ndarray, activation: str) -> np.ndarray:
+    """Sigmoid of logits (what SageMaker's HF text-classification returns for one label), identity for
+    "none", and for "softmax" what a softmax over one label gives: 1."""
     raw = np.asarray(raw, dtype=np.float64)
+    if activation == "softmax":
+        return np.ones_like(raw)
     return 1.0 / (1.0 + np.exp(-raw)) if activation == "sigmoid" else raw
 
 

@@ -108,19 +108,19 @@ class PairScorer:
         self.input_names = {i.name for i in self.session.get_inputs()}
 
     # ------------------------------------------------------------------ public
-    def encode(self, pairs: Sequence[tuple[str, str]]) -> Encoded:
-        """Tokenize pairs (each text first cut to max_length * MAX_CHARS_PER_TOKEN characters)."""
+    def encode(self, pairs: Sequence[tuple[str, str | None]]) -> Encoded:
+        """Tokenize pairs (each text first cut to max_length * MAX_CHARS_PER_TOKEN characters). A pair without
+        a document (None) is the query alone, as the transformers pipeline encodes an empty ``text_pair``."""
         cap = self.max_length * MAX_CHARS_PER_TOKEN
-        cut = [(q[:cap], d[:cap]) for q, d in pairs]
-        was_cut = np.array([len(q) > cap or len(d) > cap for q, d in pairs], dtype=bool)
+        was_cut = np.array([len(q) > cap or len(d or "") > cap for q, d in pairs], dtype=bool)
         if self.kind == "bi-encoder":
-            queries = self.tokenizer.encode_batch([q for q, _ in cut])
-            docs = self.tokenizer.encode_batch([d for _, d in cut])
+            queries = self.tokenizer.encode_batch([q[:cap] for q, _ in pairs])
+            docs = self.tokenizer.encode_batch([(d or "")[:cap] for _, d in pairs])
             items: list[Any] = list(zip(queries, docs, strict=True))
             overflow = np.array([bool(d.overflowing) for d in docs], dtype=bool)
             tokens = np.array([len(q.ids) + len(d.ids) for q, d in items], dtype=np.int64)
         else:
-            items = self.tokenizer.encode_batch(cut)
+            items = self.tokenizer.encode_batch([q[:cap] if d is None else (q[:cap], d[:cap]) for q, d in pairs])
             overflow = np.array([bool(e.overflowing) for e in items], dtype=bool)
             tokens = np.array([len(e.ids) for e in items], dtype=np.int64)
         return Encoded(items, overflow | was_cut, tokens)
@@ -139,7 +139,7 @@ class PairScorer:
             return np.einsum("ij,ij->i", q_rows, docs).astype(np.float64)
         return self._forward(list(items))[:, 0].astype(np.float64)
 
-    def score(self, pairs: Sequence[tuple[str, str]]) -> Scores:
+    def score(self, pairs: Sequence[tuple[str, str | None]]) -> Scores:
         """Score pairs in input order. Empty input gives empty arrays."""
         encoded = self.encode(pairs)
         return Scores(self.run(encoded.items), encoded.truncated)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import Settings
-from .errors import ConfigError, OpenSearchError
+from .errors import ConfigError, NotFound, OpenSearchError
 from .opensearch import Cluster
 
 __all__ = ["Hit", "SearchResult", "search", "search_body"]
@@ -52,7 +52,10 @@ def rerank_outcome(raw: dict[str, Any]) -> tuple[bool, str | None]:
 
 def _fails_open(cluster: Cluster, pipeline: str) -> bool:
     """Whether the pipeline's rerank processor passes first-stage hits through when the model fails."""
-    definition = cluster.call("GET", f"/_search/pipeline/{pipeline}").get(pipeline, {})
+    try:
+        definition = cluster.call("GET", f"/_search/pipeline/{pipeline}").get(pipeline, {})
+    except NotFound as exc:
+        raise ConfigError(f"search pipeline {pipeline!r} does not exist: run `osrerank setup` first") from exc
     reranks = [p["rerank"] for p in definition.get("response_processors", []) if "rerank" in p]
     return any(r.get("ignore_failure") for r in reranks)
 
@@ -117,8 +120,8 @@ def search(
 ) -> SearchResult:
     """Rerank the top ``window`` BM25 hits (default: ``size``; the pipeline's window applies too) and return
     the best ``size``. With ``blend_weight``, hits are ordered by that share of the normalised BM25 score
-    plus the rest of the model's (see :func:`blend`). The search asks for ``verbose_pipeline``, so that a
-    pipeline set up with ``on_model_failure first-stage`` tells a fallback (``reranked`` False)."""
+    plus the rest of the model's (see :func:`blend`). A pipeline set up with ``on_model_failure first-stage``
+    is asked with ``verbose_pipeline``, so that a fallback shows (``reranked`` False, ``fallback`` why)."""
     if any("." in f for f in settings.document_fields) and cluster.version < (3, 6, 0):
         warnings.warn(
             f"document_fields {settings.document_fields} has a dotted path; OpenSearch "
@@ -128,7 +131,10 @@ def search(
     k = max(window or size, size, settings.window or 0) if blend_weight is not None else max(window or size, size)
     body = search_body(query, settings.document_fields, k, match_all=match_all, query_text_path=query_text_path)
     pipeline = pipeline or settings.pipeline
-    params = {"search_pipeline": pipeline, "verbose_pipeline": "true"}  # says whether the rerank ran
+    params = {"search_pipeline": pipeline}
+    fails_open = _fails_open(cluster, pipeline)
+    if fails_open:  # verbose mode says whether the rerank ran (it also answers failures a pipeline would fail)
+        params["verbose_pipeline"] = "true"
     try:
         raw = cluster.call("POST", f"/{settings.index}/_search", body, params=params, timeout=timeout)
     except OpenSearchError as exc:
@@ -137,8 +143,6 @@ def search(
         raise
     reranked, fallback = rerank_outcome(raw)
     raw.pop("processor_results", None)  # copies of every hit, twice: not for the caller
-    if not reranked and not _fails_open(cluster, pipeline):  # verbose mode answers even where the pipeline fails
-        raise OpenSearchError(f"the rerank failed: {fallback}")
     hits = [Hit(h["_id"], float(h["_score"]), h.get("_source", {})) for h in raw["hits"]["hits"]]
     if blend_weight is not None and reranked:
         plain = search_body(query, settings.document_fields, k, rerank=False, match_all=match_all)

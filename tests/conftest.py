@@ -166,3 +166,15 @@ def node_log(local_cluster: Any) -> Any:
         return "".join(text)
 
     return read
+
+
+def hf_pipeline_expected(rows: list[dict[str, Any]], scorer: Any, key: str = "sigmoid") -> list[float]:
+    """The reference scores as the SageMaker route gives them: like the transformers pipeline of the HF
+    toolkit (tests/contract), it scores a pair with an empty document on the query alone. PyTorch's
+    reference encodes that pair with the separator, so for it the kit's scorer is the reference."""
+    from osrerank.model import activate
+
+    def alone(query: str) -> float:
+        return float(activate(scorer.score([(query, None)]).values, "none" if key == "logit" else "sigmoid")[0])
+
+    return [alone(r["query"]) if r["document"] == "" else r[key] for r in rows]

@@ -12,6 +12,7 @@ quorum, and ``only_run_on_ml_node`` at its default (models run on the ML node on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -296,13 +297,16 @@ class LocalOpenSearch:
         """Stop one node of a running cluster (SIGKILL with ``kill``); for fault tests."""
         node = self._node(name)
         if kill:
-            os.killpg(node["pid"], signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node["pid"], signal.SIGKILL)
         process.stop(node["pid"])
 
     def start_node(self, name: str) -> None:
         """Start a stopped node again with its ports, folders and settings, and wait until the cluster has it."""
         state = self._state() or {}
         node = self._node(name)
+        if process.alive(node["pid"]):
+            return
         proc = self._start_node(node, state["nodes"], _ensure_run_user())
         node["pid"] = proc.pid
         self.state_file.write_text(

@@ -7,6 +7,8 @@ Routes (all JSON):
     POST /invocations                       SageMaker container path (what the real container serves)
     POST /predictions/{model}               TorchServe inference API: pair list -> list of scores
     POST /rerank                            TEI: {"query","texts"} -> [{"index","score"}] by score
+    POST /v1/rerank, /v2/rerank             Cohere: {"query","documents"} -> {"results": [{"index","relevance_score"}]}
+    POST /bedrock/rerank                    Bedrock Agent Runtime Rerank (the real API's path is /rerank)
     GET  /metrics                           Prometheus text counters (never authenticated)
     GET|DELETE /_osrerank/received          texts received (only with record=True; for tests)
 
@@ -39,7 +41,18 @@ from ..model import Activation, activate
 from ..scorer import Encoded, PairScorer
 from .auth import PUBLIC_PATHS, Auth, AuthMiddleware
 from .batcher import DynamicBatcher
-from .payloads import MAX_BODY, STATUS, Pairs, ServerError, read_json, rerank_pairs, sagemaker_pairs
+from .payloads import (
+    MAX_BODY,
+    STATUS,
+    Pairs,
+    ServerError,
+    bedrock_pairs,
+    cohere_pairs,
+    read_json,
+    rerank_pairs,
+    sagemaker_pairs,
+    torchserve_pairs,
+)
 
 __all__ = ["create_app"]
 
@@ -109,14 +122,14 @@ class StandIn:
         return values
 
     async def sagemaker(self, request: Request) -> Response:
-        asked = sagemaker_pairs(await read_json(request), self.activation, self.limit)
-        values = await self._score("sagemaker", request, asked)
-        return JSONResponse([{"label": self.scorer.label, "score": float(v)} for v in values])
+        req = sagemaker_pairs(await read_json(request), self.activation, self.limit)
+        values = await self._score("sagemaker", request, req.asked) if req.asked.pairs else []
+        answers = [{"label": self.scorer.label, "score": float(v)} for v in values]
+        return JSONResponse(answers[0] if req.single else answers)
 
     async def torchserve(self, request: Request) -> Response:
-        asked = sagemaker_pairs(await read_json(request), self.activation, self.limit)
-        values = await self._score("torchserve", request, Pairs(asked.pairs, True, asked.activation))
-        return JSONResponse([float(v) for v in values])
+        asked = torchserve_pairs(await read_json(request), self.activation, self.limit)
+        return JSONResponse([float(v) for v in await self._score("torchserve", request, asked)])
 
     async def rerank(self, request: Request) -> Response:
         asked, return_text = rerank_pairs(await read_json(request), self.limit)
@@ -127,6 +140,28 @@ class StandIn:
             for r in ranks:
                 r["text"] = asked.pairs[r["index"]][1]
         return JSONResponse(ranks)
+
+    async def cohere(self, request: Request) -> Response:
+        version = int(request.path_params["version"])
+        asked, top_n, return_documents = cohere_pairs(await read_json(request), version, self.limit)
+        values = await self._score("cohere", request, asked)
+        order = sorted(range(len(values)), key=lambda i: -values[i])[:top_n]
+        results = [
+            {
+                "index": i,
+                "relevance_score": float(values[i]),
+                **({"document": {"text": asked.pairs[i][1]}} if return_documents else {}),
+            }
+            for i in order
+        ]
+        meta = {"api_version": {"version": str(version)}, "billed_units": {"search_units": 1}}
+        return JSONResponse({"id": f"osrerank-{time.monotonic_ns()}", "results": results, "meta": meta})
+
+    async def bedrock(self, request: Request) -> Response:
+        asked, wanted = bedrock_pairs(await read_json(request), self.limit)
+        values = await self._score("bedrock", request, asked)
+        order = sorted(range(len(values)), key=lambda i: -values[i])[:wanted]
+        return JSONResponse({"results": [{"index": i, "relevanceScore": float(values[i])} for i in order]})
 
     async def ping(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -229,6 +264,8 @@ def create_app(
         Route("/invocations", h("sagemaker", standin.sagemaker), methods=["POST"]),
         Route("/predictions/{model}", h("torchserve", standin.torchserve), methods=["POST"]),
         Route("/rerank", h("rerank", standin.rerank), methods=["POST"]),
+        Route("/v{version:int}/rerank", h("cohere", standin.cohere), methods=["POST"]),
+        Route("/bedrock/rerank", h("bedrock", standin.bedrock), methods=["POST"]),
         Route("/metrics", h("metrics", standin.metrics)),
         Route("/_osrerank/received", h("received", standin.received_texts), methods=["GET", "DELETE"]),
     ]

@@ -13,7 +13,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .sigv4 import SignatureError, SigV4Verifier
@@ -89,7 +89,10 @@ class AuthMiddleware:
             if body is None:
                 await self._reject(scope, send, 413, "too_large", f"request body larger than {self.max_body} bytes")
                 return
-            self.auth.sigv4.verify(scope["method"], _url(scope, headers), headers, body)
+            verifier = self.auth.sigv4
+            if scope["path"].startswith("/bedrock/"):  # Bedrock's API is signed for service "bedrock"
+                verifier = replace(verifier, service="bedrock")
+            verifier.verify(scope["method"], _url(scope, headers), headers, body)
         except SignatureError as exc:
             await self._reject(scope, send, 403, "authentication", str(exc))
             return

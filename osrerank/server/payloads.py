@@ -16,7 +16,19 @@ from starlette.requests import Request
 
 from ..model import Activation
 
-__all__ = ["MAX_BODY", "MAX_PAIRS", "STATUS", "Pairs", "ServerError", "read_json", "rerank_pairs", "sagemaker_pairs"]
+__all__ = [
+    "MAX_BODY",
+    "MAX_PAIRS",
+    "STATUS",
+    "Pairs",
+    "ServerError",
+    "bedrock_pairs",
+    "cohere_pairs",
+    "read_json",
+    "rerank_pairs",
+    "sagemaker_pairs",
+    "torchserve_pairs",
+]
 
 #: error_type -> HTTP status, the one table (TEI's ErrorType mapping, plus authentication).
 STATUS = {
@@ -42,9 +54,9 @@ class ServerError(Exception):
 
 @dataclass(frozen=True)
 class Pairs:
-    """What a scoring request asks for."""
+    """What a scoring request asks for (a pair without a second text is scored on its first alone)."""
 
-    pairs: list[tuple[str, str]]
+    pairs: list[tuple[str, str | None]]
     truncation: bool
     activation: Activation
 
@@ -82,8 +94,8 @@ def text(value: Any, where: str) -> str:
     return value
 
 
-def check_count(n: int, limit: int | None) -> None:
-    if not n:
+def check_count(n: int, limit: int | None, *, allow_empty: bool = False) -> None:
+    if not n and not allow_empty:
         raise ServerError("empty", "no pairs to score: send at least one")
     allowed = min(MAX_PAIRS, limit or MAX_PAIRS)
     if n > allowed:
@@ -92,37 +104,75 @@ def check_count(n: int, limit: int | None) -> None:
         raise ServerError("validation", f"{n} pairs in one request; the maximum is {allowed}")
 
 
-def sagemaker_pairs(payload: Any, default: Activation, limit: int | None = None) -> Pairs:
-    """The HF text-classification body: {"inputs": [{"text","text_pair"}...], "parameters"?}.
+#: The text-classification pipeline parameters the SageMaker route takes (the toolkit hands any other to the
+#: tokenizer, which refuses it).
+PIPELINE_PARAMETERS = {"truncation", "function_to_apply"}
 
-    A bare list, or a single {"text","text_pair"} object, is accepted too, as the HF container does.
-    The activation is the pipeline's ``function_to_apply`` ("sigmoid" or "none") when sent."""
-    truncation, activation = False, default
-    if isinstance(payload, dict) and "inputs" in payload:
-        params = payload.get("parameters") or {}
-        if not isinstance(params, dict):
-            raise ServerError("validation", '"parameters" must be an object')
-        truncation = params.get("truncation") in (True, "longest_first", "only_first", "only_second")
-        if "function_to_apply" in params:
-            activation = params["function_to_apply"]
-            if activation not in ("sigmoid", "none"):
-                raise ServerError(
-                    "validation",
-                    f'"function_to_apply" must be "sigmoid" or "none" for a one-logit model, got {activation!r}',
-                )
-        payload = payload["inputs"]
-    items = [payload] if isinstance(payload, dict) else payload
+
+@dataclass(frozen=True)
+class SageMakerRequest:
+    """A SageMaker (HF toolkit) request: its pairs, and whether it held a single pair (answered with an object)."""
+
+    asked: Pairs
+    single: bool
+
+
+def _pair_items(items: list[Any], where: str, *, empty_alone: bool) -> list[tuple[str, str | None]]:
+    """``{"text", "text_pair"}`` objects as pairs. No ``text_pair`` means the text alone; so does an empty one
+    with ``empty_alone``, as the transformers pipeline (and so SageMaker's HF container) encodes it."""
+    pairs: list[tuple[str, str | None]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or "text" not in item:
+            raise ServerError("validation", f'{where}[{i}] must be an object with "text" (and "text_pair")')
+        second = item.get("text_pair")
+        pair = text(second, f"{where}[{i}].text_pair") if second is not None else None
+        pairs.append((text(item["text"], f"{where}[{i}].text"), (pair or None) if empty_alone else pair))
+    return pairs
+
+
+def _activation(params: dict[str, Any], default: Activation) -> Activation:
+    value = params.get("function_to_apply", default)
+    if value not in ("sigmoid", "none", "softmax"):
+        raise ServerError("validation", f'"function_to_apply" must be "sigmoid", "none" or "softmax", got {value!r}')
+    return value  # type: ignore[no-any-return]
+
+
+def sagemaker_pairs(payload: Any, default: Activation, limit: int | None = None) -> SageMakerRequest:
+    """The body the Hugging Face inference toolkit takes for HF_TASK=text-classification, as it takes it:
+    ``{"inputs": [{"text", "text_pair"}...] | {"text", "text_pair"}, "parameters"?}``, or a bare pair object.
+    An empty ``inputs`` list is an empty answer; an unknown parameter is refused; "softmax" over one logit
+    is 1.0 (checked against the toolkit itself: tests/contract)."""
+    if isinstance(payload, dict) and "text" in payload and "inputs" not in payload:
+        payload = {"inputs": payload}
+    if not isinstance(payload, dict) or "inputs" not in payload:
+        raise ServerError("validation", 'body must be {"inputs": [{"text": ..., "text_pair": ...}, ...]}')
+    params = payload.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise ServerError("validation", '"parameters" must be an object')
+    unknown = sorted(set(params) - PIPELINE_PARAMETERS)
+    if unknown:
+        raise ServerError("validation", f"the pipeline got an unexpected keyword argument {unknown[0]!r}")
+    inputs = payload["inputs"]
+    single = isinstance(inputs, dict)
+    items = [inputs] if single else inputs
     if not isinstance(items, list):
         raise ServerError("validation", '"inputs" must be a list of {"text": ..., "text_pair": ...} objects')
-    if not items:
-        raise ServerError("empty", '"inputs" is empty: send at least one {"text", "text_pair"} pair')
-    check_count(len(items), limit)
-    pairs = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or "text" not in item or "text_pair" not in item:
-            raise ServerError("validation", f'inputs[{i}] must be an object with "text" and "text_pair"')
-        pairs.append((text(item["text"], f"inputs[{i}].text"), text(item["text_pair"], f"inputs[{i}].text_pair")))
-    return Pairs(pairs, truncation, activation)
+    check_count(len(items), limit, allow_empty=True)
+    truncation = params.get("truncation") in (True, "longest_first", "only_first", "only_second")
+    pairs = _pair_items(items, "inputs", empty_alone=True)
+    return SageMakerRequest(Pairs(pairs, truncation, _activation(params, default)), single)  # type: ignore[arg-type]
+
+
+def torchserve_pairs(payload: Any, default: Activation, limit: int | None = None) -> Pairs:
+    """The TorchServe-style body: a bare list of ``{"text", "text_pair"}`` objects, or ``{"inputs": [...]}``."""
+    params: dict[str, Any] = {}
+    if isinstance(payload, dict) and "inputs" in payload:
+        params = payload.get("parameters") or {}
+        payload = payload["inputs"]
+    if not isinstance(payload, list) or not isinstance(params, dict):
+        raise ServerError("validation", 'body must be a list of {"text": ..., "text_pair": ...} objects')
+    check_count(len(payload), limit)
+    return Pairs(_pair_items(payload, "inputs", empty_alone=False), True, _activation(params, default))  # type: ignore[arg-type]
 
 
 def rerank_pairs(body: Any, limit: int | None = None) -> tuple[Pairs, bool]:
@@ -142,3 +192,47 @@ def rerank_pairs(body: Any, limit: int | None = None) -> tuple[Pairs, bool]:
     return Pairs([(query, d) for d in docs], bool(body.get("truncate", False)), activation), bool(
         body.get("return_text")
     )
+
+
+def cohere_pairs(body: Any, version: int, limit: int | None = None) -> tuple[Pairs, int, bool]:
+    """Cohere's rerank body {"query", "documents": [str | {"text"}], "top_n"?, "model" (v2: required),
+    "return_documents"? (v1)}; also top_n and whether the texts go back."""
+    if not isinstance(body, dict):
+        raise ServerError("validation", 'body must be an object {"query": ..., "documents": [...]}')
+    if version == 2 and not isinstance(body.get("model"), str):
+        raise ServerError("validation", '"model" is required (Cohere v2 rerank)')
+    query = text(body.get("query"), "query")
+    documents = body.get("documents")
+    if not isinstance(documents, list):
+        raise ServerError("validation", '"documents" must be a list')
+    check_count(len(documents), limit)
+    docs = [text(d.get("text") if isinstance(d, dict) else d, f"documents[{i}]") for i, d in enumerate(documents)]
+    top_n = body.get("top_n", len(docs))
+    if not isinstance(top_n, int) or top_n < 1:
+        raise ServerError("validation", '"top_n" must be a positive integer')
+    return Pairs([(query, d) for d in docs], True, "sigmoid"), top_n, bool(body.get("return_documents"))
+
+
+def bedrock_pairs(body: Any, limit: int | None = None) -> tuple[Pairs, int]:
+    """The Bedrock Agent Runtime Rerank body: one TEXT query, INLINE TEXT sources, and numberOfResults."""
+    try:
+        (query,) = body["queries"]
+        q = text(query["textQuery"]["text"], "queries[0].textQuery.text")
+        sources = body["sources"]
+        config = body["rerankingConfiguration"]["bedrockRerankingConfiguration"]
+    except (KeyError, TypeError, ValueError):
+        raise ServerError(
+            "validation",
+            "body must hold one TEXT query in queries, sources and bedrockRerankingConfiguration",
+        ) from None
+    if not isinstance(sources, list):
+        raise ServerError("validation", '"sources" must be a list')
+    check_count(len(sources), limit)
+    docs = []
+    for i, source in enumerate(sources):
+        try:
+            docs.append(text(source["inlineDocumentSource"]["textDocument"]["text"], f"sources[{i}]"))
+        except (KeyError, TypeError):
+            raise ServerError("validation", f"sources[{i}] must be an INLINE TEXT document") from None
+    wanted = config.get("numberOfResults", len(docs)) if isinstance(config, dict) else len(docs)
+    return Pairs([(q, d) for d in docs], True, "sigmoid"), int(wanted)

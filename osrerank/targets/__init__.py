@@ -9,6 +9,7 @@ from .base import Endpoint, RemoteTarget, Target
 from .in_cluster import InClusterTarget
 from .sagemaker import SageMakerTarget
 from .standin import StandInTarget
+from .torchserve import TorchServeTarget
 
 __all__ = ["TARGETS", "Endpoint", "RemoteTarget", "Target", "get_target"]
 
@@ -16,6 +17,7 @@ TARGETS: dict[str, type[Target]] = {
     StandInTarget.name: StandInTarget,
     SageMakerTarget.name: SageMakerTarget,
     InClusterTarget.name: InClusterTarget,
+    TorchServeTarget.name: TorchServeTarget,
 }
 #: Earlier names that still work.
 ALIASES = {"local": StandInTarget.name}

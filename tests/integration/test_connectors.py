@@ -78,7 +78,12 @@ def raw_standin(test_model_dir):
     process.stop()
 
 
-@pytest.fixture(params=[(t, a) for a in ("sigmoid", "none") for t in TEMPLATES], ids="-".join)
+@pytest.fixture(
+    params=[
+        (t, a) for a in ("sigmoid", "none") for t in TEMPLATES if a == "sigmoid" or connector_template(t).raw_scores
+    ],
+    ids="-".join,
+)
 def template_model(request, os_client, standin, raw_standin, test_model_dir):
     """A model registered on each template, scoring sigmoids or raw logits."""
     template, activation = request.param
@@ -101,16 +106,21 @@ class Expected:
     extra strings have no PyTorch score: for them the kit's ONNX scorer is the reference, which proves
     transport (texts and order intact), not the model."""
 
-    def __init__(self, reference, scorer, activation):
+    def __init__(self, reference, scorer, activation, template):
         self.key = "logit" if activation == "none" else "sigmoid"
         self.tolerance = 1e-4 if activation == "none" else 1e-5
-        self.pytorch = {(p["query"], p["document"]): p[self.key] for p in reference}
         self.scorer, self.activation = scorer, activation
+        # the SageMaker route scores an empty document as the HF pipeline does: the query alone
+        self.alone = template == "sagemaker-hf-text-classification"
+        self.pytorch = {
+            (p["query"], p["document"]): p[self.key] for p in reference if not (self.alone and not p["document"])
+        }
 
     def __call__(self, pairs):
         from osrerank.model import activate
 
-        onnx = activate(self.scorer.score(pairs).values, self.activation)
+        sent = [(q, None) if self.alone and not d else (q, d) for q, d in pairs]
+        onnx = activate(self.scorer.score(sent).values, self.activation)
         return np.array([self.pytorch.get(pair, onnx[i]) for i, pair in enumerate(pairs)])
 
     def check(self, got, pairs):
@@ -126,7 +136,7 @@ def test_nasty_texts_arrive_byte_for_byte_and_score_exactly(template_model, os_c
     got = received(server)[-1]["pairs"]
     assert [q for q, _ in got] == [query] * len(docs)
     assert [d for _, d in got] == docs  # exactly what the user wrote, in order
-    Expected(reference, scorer, settings.activation).check(scores, [(query, d) for d in docs])
+    Expected(reference, scorer, settings.activation, settings.template).check(scores, [(query, d) for d in docs])
 
 
 def test_nasty_texts_as_query(template_model, os_client, scorer, reference):
@@ -138,7 +148,7 @@ def test_nasty_texts_as_query(template_model, os_client, scorer, reference):
         requests.delete(f"{server.base_url}/_osrerank/received", timeout=10)
         got += predict(os_client, model_id, query, [document])
         assert received(server)[-1]["pairs"] == [[query, document]]
-    Expected(reference, scorer, settings.activation).check(got, pairs)
+    Expected(reference, scorer, settings.activation, settings.template).check(got, pairs)
 
 
 def test_rerank_pipeline_orders_an_index_of_nasty_strings(template_model, os_client, scorer, reference):
@@ -164,7 +174,7 @@ def test_rerank_pipeline_orders_an_index_of_nasty_strings(template_model, os_cli
             params={"search_pipeline": pipe},
         )
         hits = reply["hits"]["hits"]
-        expected = Expected(reference, scorer, settings.activation)
+        expected = Expected(reference, scorer, settings.activation, settings.template)
         want = expected([(query, d) for d in docs])
         assert [h["_id"] for h in hits] == [str(i) for i in np.argsort(-want, kind="stable")]
         np.testing.assert_allclose([h["_score"] for h in hits], np.sort(want)[::-1], atol=expected.tolerance, rtol=0)
@@ -174,6 +184,8 @@ def test_rerank_pipeline_orders_an_index_of_nasty_strings(template_model, os_cli
 
 
 ONE_SCORE_REPLIES = {
+    "bedrock-rerank": {"results": [{"index": 0, "relevanceScore": 0.5}]},
+    "cohere-rerank": {"id": "x", "results": [{"index": 0, "relevance_score": 0.5}], "meta": {}},
     "sagemaker-hf-text-classification": [{"label": "LABEL_0", "score": 0.5}],
     "torchserve-pairs": [0.5],
     "tei-rerank": [{"index": 0, "score": 0.5}],
@@ -226,7 +238,7 @@ def rerank_index(os_client, standin, test_model_dir):
     cleanup(os_client, settings, model_id)
 
 
-def test_dotted_document_fields_from_3_6_and_empty_text_before(rerank_index, os_client, reference):
+def test_dotted_document_fields_from_3_6_and_empty_text_before(rerank_index, os_client, reference, scorer):
     """neural-search resolves dotted document_fields only from 3.6; 2.19 reranks on empty text, silently."""
     settings, model_id, index = rerank_index
     query = reference[0]["query"]
@@ -237,7 +249,7 @@ def test_dotted_document_fields_from_3_6_and_empty_text_before(rerank_index, os_
         os_client, pipe, render_pipeline(settings.model_copy(update={"document_fields": ("doc.body",)}), model_id)
     )
     scores = search_scores(os_client, index, pipe, query)
-    empty = next(p["sigmoid"] for p in reference if p["query"] == query and p["document"] == "")
+    empty = scorer.predict([(query, None)])[0]  # the SageMaker route scores empty text as the query alone
     if os_client.version >= (3, 6, 0):
         expected = {str(i): p["sigmoid"] for i, p in enumerate(rows)}
     else:
@@ -245,7 +257,7 @@ def test_dotted_document_fields_from_3_6_and_empty_text_before(rerank_index, os_
     assert scores == pytest.approx(expected, abs=1e-5)
 
 
-def test_source_false_reranks_empty_text(rerank_index, os_client, reference):
+def test_source_false_reranks_empty_text(rerank_index, os_client, reference, scorer):
     """The processor reads document_fields from _source: without it every document is the empty string."""
     settings, model_id, index = rerank_index
     query = reference[0]["query"]
@@ -257,7 +269,7 @@ def test_source_false_reranks_empty_text(rerank_index, os_client, reference):
     )
     with_source = search_scores(os_client, index, pipe, query)
     assert with_source == pytest.approx({str(i): p["sigmoid"] for i, p in enumerate(rows)}, abs=1e-5)
-    empty = next(p["sigmoid"] for p in reference if p["query"] == query and p["document"] == "")
+    empty = scorer.predict([(query, None)])[0]  # the SageMaker route scores empty text as the query alone
     without = search_scores(os_client, index, pipe, query, _source=False)
     assert without == pytest.approx(dict.fromkeys(with_source, empty), abs=1e-5)
 
@@ -297,7 +309,8 @@ def test_chunked_documents_score_their_best_passage(template, os_client, standin
         slots = [p[min(j, len(p) - 1)] for p in split for j in range(per)]
         sent = received(standin)[-1]["pairs"]
         assert [d for _, d in sent] == slots and {q for q, _ in sent} == {query}
-        best = [max(scorer.predict([(query, p) for p in ps])) for ps in split]
+        alone = template == "sagemaker-hf-text-classification"  # an empty passage: the query alone, as the HF pipeline
+        best = [max(scorer.predict([(query, None if alone and not p else p) for p in ps])) for ps in split]
         np.testing.assert_allclose(scores, best, atol=1e-5, rtol=0)
     finally:
         cleanup(os_client, settings, model_id)

@@ -14,6 +14,7 @@ import pytest
 
 from osrerank.config import Settings
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
+from osrerank.doctor import diagnose
 from osrerank.errors import OpenSearchError
 from osrerank.ingest import create_index, load_documents
 from osrerank.launcher import LocalOpenSearch
@@ -67,7 +68,7 @@ def test_losing_a_data_node_mid_stream(three_nodes, local_cluster, test_model_di
         cluster = r.cluster()
         create_index(cluster, "mn-docs", ["passage_text"], recreate=True)
         load_documents(cluster, "mn-docs", [{"_id": str(i), "passage_text": d} for i, d in enumerate(docs())])
-        cluster.call("GET", "/_cluster/health", params={"wait_for_status": "green", "timeout": "60s"})
+        cluster.call("GET", "/_cluster/health", params={"wait_for_status": "green"})
         predicted = scorer.predict([(TUTORIAL_QUERY, d) for d in docs()])
         expected = [str(i) for i in np.argsort(-predicted, kind="stable")[:10]]
         recovered_at = None
@@ -112,17 +113,28 @@ def test_the_ml_node_restarts_with_an_in_cluster_model(three_nodes, local_cluste
         three_nodes.stop_node("ml-1")
         three_nodes.start_node("ml-1")
         restarted = time.monotonic()
-        deadline, back = restarted + 240, None
-        while time.monotonic() < deadline:
-            try:
-                if [h.id for h in r.search(TUTORIAL_QUERY, size=4, match_all=True).hits] == expected:
-                    back = time.monotonic() - restarted
-                    break
-            except OpenSearchError:
-                pass
-            time.sleep(2)
+
+        def reranks_within(seconds: float) -> float | None:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                try:
+                    if [h.id for h in r.search(TUTORIAL_QUERY, size=4, match_all=True).hits] == expected:
+                        return time.monotonic() - restarted
+                except OpenSearchError:
+                    pass
+                time.sleep(2)
+            return None
+
+        by_itself = reranks_within(60)
         state = r.ml().model(r.model_id()).get("model_state")
-        print(f"ML node restarted: reranking back by itself after {back} s (model state {state})")
-        assert back is not None, f"the model did not come back by itself (state {state}); setup redeploys it"
+        after_setup = None
+        if by_itself is None:  # ml-commons does not redeploy it (3.6.0): doctor says so, setup does it
+            assert any(f.check == "model state" and f.level == "problem" for f in diagnose(r.settings))
+            r.setup()
+            after_setup = reranks_within(60)
+        print(
+            f"ML node restarted: back by itself after {by_itself} s (state then {state}); after setup: {after_setup} s"
+        )
+        assert by_itself is not None or after_setup is not None
     finally:
         r.teardown()

@@ -13,7 +13,7 @@ import requests
 from osrerank.scorer import load_scorer
 from osrerank.server.app import create_app
 
-from ..conftest import ARCHITECTURES, ServerThread
+from ..conftest import ARCHITECTURES, ServerThread, hf_pipeline_expected
 
 
 def pairs_of(folder):
@@ -37,7 +37,8 @@ def test_stand_in_serves_every_api_like_pytorch(arch, arch_models):
     with ServerThread(create_app(load_scorer(arch_models[arch]))) as server:
         body = {"inputs": [{"text": q, "text_pair": d} for q, d in pairs], "parameters": {"truncation": True}}
         sagemaker = requests.post(f"{server.url}/invocations", json=body, timeout=60).json()
-        np.testing.assert_allclose([r["score"] for r in sagemaker], [r["sigmoid"] for r in rows], atol=1e-5, rtol=0)
+        expected = hf_pipeline_expected(rows, load_scorer(arch_models[arch]))
+        np.testing.assert_allclose([r["score"] for r in sagemaker], expected, atol=1e-5, rtol=0)
         torchserve = requests.post(f"{server.url}/predictions/m", json=body["inputs"], timeout=60).json()
         np.testing.assert_allclose(torchserve, [r["sigmoid"] for r in rows], atol=1e-5, rtol=0)
         query = rows[0]["query"]

@@ -83,7 +83,9 @@ def test_unknown_template_starts_nothing(tmp_path):
     proc = osrerank(
         "setup", "--template", "nosuch", "--opensearch-url", "http://127.0.0.1:9", env={"OSRERANK_CACHE": str(tmp_path)}
     )
-    assert_one_line_error(proc, 1, "unknown connector template 'nosuch'", "available: sagemaker-hf-text-classification")
+    assert_one_line_error(
+        proc, 1, "unknown connector template 'nosuch'", "sagemaker-hf-text-classification, tei-rerank"
+    )
     assert not (tmp_path / "endpoint").exists()  # no stand-in was started
 
 

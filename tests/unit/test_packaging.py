@@ -19,6 +19,8 @@ from osrerank.types import Credentials
 from ..conftest import REPO
 
 URLS = {
+    "bedrock-rerank": "https://bedrock-agent-runtime.us-east-1.amazonaws.com/rerank",
+    "cohere-rerank": "https://api.cohere.com/v2/rerank",
     "sagemaker-hf-text-classification": "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/x/invocations",
     "tei-rerank": "http://127.0.0.1:8080/rerank",
     "torchserve-pairs": "http://127.0.0.1:8080/predictions/m",
@@ -36,6 +38,10 @@ def test_templates_are_package_data():
 @pytest.mark.parametrize("template", sorted(URLS))
 @pytest.mark.parametrize("raw", [False, True])
 def test_every_connector_template_renders_valid_json(template, raw):
+    if raw and not connector_template(template).raw_scores:
+        with pytest.raises(ConfigError, match="--activation none is not available"):
+            render_connector(Settings(activation="none"), template, URLS[template], Credentials("AK", "SK"))
+        return
     settings = Settings(template=template, activation="none" if raw else "sigmoid")
     body = render_connector(settings, template, URLS[template], Credentials(access_key="AK", secret_key="SK"))
     assert validate_connector(body) == []
@@ -64,7 +70,7 @@ def test_missing_variables_are_all_named_at_once():
 
 
 def test_unknown_template_lists_the_known_ones():
-    with pytest.raises(TemplateError, match="available: sagemaker-hf-text-classification"):
+    with pytest.raises(TemplateError, match=r"available: .*sagemaker-hf-text-classification"):
         render("connectors", "nope", {})
 
 

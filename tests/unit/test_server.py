@@ -17,7 +17,7 @@ from osrerank.server.app import create_app
 from osrerank.server.auth import Auth
 from osrerank.server.sigv4 import SigV4Verifier
 
-from ..conftest import ServerThread
+from ..conftest import ServerThread, hf_pipeline_expected
 
 KEY, SECRET, REGION, TOKEN = "AKIATESTKEY", "test-secret-key", "us-west-2", "test-bearer-token"
 
@@ -46,20 +46,21 @@ def invoke(server, pairs, **kwargs):
     return requests.post(f"{server.url}/invocations", json=body_for(pairs, **kwargs), timeout=60)
 
 
-def test_every_reference_pair_in_one_request(open_server, reference):
+def test_every_reference_pair_in_one_request(open_server, reference, scorer):
     reply = invoke(open_server, [(p["query"], p["document"]) for p in reference])
     assert reply.status_code == 200, reply.text
     assert [r["label"] for r in reply.json()] == ["LABEL_0"] * len(reference)
-    np.testing.assert_allclose([r["score"] for r in reply.json()], [p["sigmoid"] for p in reference], atol=1e-5)
+    expected = hf_pipeline_expected(reference, scorer)
+    np.testing.assert_allclose([r["score"] for r in reply.json()], expected, atol=1e-5)
 
 
-def test_reference_pairs_over_many_concurrent_requests_keep_their_order(open_server, reference):
+def test_reference_pairs_over_many_concurrent_requests_keep_their_order(open_server, reference, scorer):
     chunks = [reference[i : i + 3] for i in range(0, len(reference), 3)] * 2  # 18 requests, 16 at a time
     with ThreadPoolExecutor(16) as pool:
         replies = list(pool.map(lambda c: invoke(open_server, [(p["query"], p["document"]) for p in c]), chunks))
     for chunk, reply in zip(chunks, replies, strict=True):
         assert reply.status_code == 200
-        np.testing.assert_allclose([r["score"] for r in reply.json()], [p["sigmoid"] for p in chunk], atol=1e-5)
+        np.testing.assert_allclose([r["score"] for r in reply.json()], hf_pipeline_expected(chunk, scorer), atol=1e-5)
 
 
 def metric(server, name: str) -> float:
@@ -96,15 +97,17 @@ def test_concurrent_requests_are_answered_from_one_batch(scorer, reference):
 def test_raw_logits_with_function_to_apply_none(scorer, reference):
     with ServerThread(create_app(scorer, activation="none")) as server:
         reply = invoke(server, [(p["query"], p["document"]) for p in reference])
-    np.testing.assert_allclose([r["score"] for r in reply.json()], [p["logit"] for p in reference], atol=1e-4)
+    expected = hf_pipeline_expected(reference, scorer, "logit")
+    np.testing.assert_allclose([r["score"] for r in reply.json()], expected, atol=1e-4)
 
 
-def test_function_to_apply_none_per_request_overrides_the_server_default(open_server, reference):
+def test_function_to_apply_none_per_request_overrides_the_server_default(open_server, reference, scorer):
     body = body_for([(p["query"], p["document"]) for p in reference])
     body["parameters"]["function_to_apply"] = "none"
     reply = requests.post(f"{open_server.url}/invocations", json=body, timeout=60)
     assert reply.status_code == 200, reply.text
-    np.testing.assert_allclose([r["score"] for r in reply.json()], [p["logit"] for p in reference], atol=1e-4)
+    expected = hf_pipeline_expected(reference, scorer, "logit")
+    np.testing.assert_allclose([r["score"] for r in reply.json()], expected, atol=1e-4)
 
 
 def test_torchserve_and_tei_routes_agree_with_sagemaker(open_server, reference):
@@ -141,12 +144,12 @@ def test_overlong_pair_without_truncation_is_400_like_the_hf_container(open_serv
         b"not json",
         b"",
         b'{"inputs": "text"}',
-        b'{"inputs": []}',
-        b'{"inputs": [{"text": "q"}]}',
+        b'[{"text": "q", "text_pair": "d"}]',
+        b'{"inputs": [{"text": "q", "text_pair": "d"}], "parameters": {"foo": 1}}',
         b'{"inputs": [{"text": 1, "text_pair": "d"}]}',
         b"[1, 2]",
         b'{"inputs": [{"text": "q", "text_pair": "d"}], "parameters": 3}',
-        b'{"inputs": [{"text": "q", "text_pair": "d"}], "parameters": {"function_to_apply": "softmax"}}',
+        b'{"inputs": [{"text": "q", "text_pair": "d"}], "parameters": {"function_to_apply": "max"}}',
     ],
 )
 def test_malformed_bodies_get_400_with_a_message(open_server, payload):
@@ -299,3 +302,22 @@ def test_ping_health_and_metrics_stay_public(signed_server):
 
 def test_verifier_repr_hides_the_secret():
     assert SECRET not in repr(SigV4Verifier(KEY, SECRET, REGION))
+
+
+def test_sagemaker_route_answers_like_the_hf_toolkit(open_server, scorer):
+    """The toolkit's answers for bodies it treats specially (the full contract: tests/contract)."""
+    pair = {"text": "What is the capital?", "text_pair": "Washington, D.C."}
+    single = requests.post(f"{open_server.url}/invocations", json={"inputs": pair}, timeout=30).json()
+    bare = requests.post(f"{open_server.url}/invocations", json=pair, timeout=30).json()
+    assert isinstance(single, dict) and single == bare and single["label"] == "LABEL_0"
+    assert requests.post(f"{open_server.url}/invocations", json={"inputs": []}, timeout=30).json() == []
+    alone = requests.post(f"{open_server.url}/invocations", json={"inputs": [{"text": "q"}]}, timeout=30).json()
+    empty = requests.post(
+        f"{open_server.url}/invocations", json={"inputs": [{"text": "q", "text_pair": ""}]}, timeout=30
+    )
+    assert alone == empty.json() and alone[0]["score"] == pytest.approx(scorer.predict([("q", None)])[0], abs=1e-6)
+    body = {"inputs": [pair, pair], "parameters": {"function_to_apply": "softmax"}}
+    assert [r["score"] for r in requests.post(f"{open_server.url}/invocations", json=body, timeout=30).json()] == [
+        1.0,
+        1.0,
+    ]

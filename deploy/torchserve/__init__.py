@@ -1,0 +1,1 @@
+"""What the torchserve target archives with a model: its TorchServe handler (package data)."""
