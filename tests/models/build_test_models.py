@@ -478,6 +478,18 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _legacy_metaspace(node: Any) -> Any:
+    """Metaspace with ``add_prefix_space`` and without ``split`` (which tokenizers < 0.19 always do)."""
+    if isinstance(node, dict):
+        node = {k: _legacy_metaspace(v) for k, v in node.items()}
+        if node.get("type") == "Metaspace" and node.pop("split", True) is True:
+            node["add_prefix_space"] = node.get("prepend_scheme", "always") != "never"
+        return node
+    if isinstance(node, list):
+        return [_legacy_metaspace(v) for v in node]
+    return node
+
+
 def build(spec: Spec, texts: list[str], out: Path) -> dict[str, Any]:
     """Build one model folder from scratch and verify it."""
     import torch
@@ -490,6 +502,12 @@ def build(spec: Spec, texts: list[str], out: Path) -> dict[str, Any]:
 
     tokenizer = spec.build_tokenizer(texts)
     tokenizer.save(str(folder / "tokenizer.json"))  # padding and truncation unset: the caller decides
+    # Metaspace spelled as tokenizers < 0.19 reads it too (as the SageMaker tutorial's DLC, transformers
+    # 4.37, needs); tokenizers >= 0.19 reads that spelling the same (tests/contract checks the ids)
+    spec_json = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    (folder / "tokenizer.json").write_text(
+        json.dumps(_legacy_metaspace(spec_json), ensure_ascii=False), encoding="utf-8"
+    )
     _write_json(folder / "tokenizer_config.json", spec.tokenizer_config)
     _write_json(folder / "special_tokens_map.json", spec.special_tokens)
     ids = _encode_pairs(_load_tokenizer(folder), PAIRS)
