@@ -178,3 +178,20 @@ def hf_pipeline_expected(rows: list[dict[str, Any]], scorer: Any, key: str = "si
         return float(activate(scorer.score([(query, None)]).values, "none" if key == "logit" else "sigmoid")[0])
 
     return [alone(r["query"]) if r["document"] == "" else r[key] for r in rows]
+
+
+SCIFACT = REPO.parent / "shared" / "data" / "beir" / "scifact"
+
+
+@pytest.fixture(scope="session")
+def scifact_index(os_client: Any) -> Iterator[str]:
+    """SciFact's corpus in one kit-owned index (named as `osrerank eval --name evalslice` names it), loaded once
+    for every test that needs it; removed at the end."""
+    from osrerank.eval import ensure_corpus
+
+    if not (SCIFACT / "corpus.jsonl").exists():
+        pytest.fail(f"SciFact not found at {SCIFACT}: tests need ../shared/data/beir/scifact")
+    index = "evalslice-eval-scifact"
+    ensure_corpus(os_client, index, SCIFACT / "corpus.jsonl", lambda *_: None)
+    yield index
+    os_client.call("DELETE", f"/{index}", params={"ignore_unavailable": "true"})

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from osrerank.config import Settings
-from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
 from osrerank.errors import OpenSearchError
-from osrerank.ingest import create_index, load_documents
 from osrerank.reranker import Reranker
 
 pytestmark = pytest.mark.integration
@@ -72,24 +70,3 @@ def test_every_reference_pair_through_the_in_cluster_model(
         np.testing.assert_allclose(got, [p[key] for p in reference], atol=tolerance, rtol=0)
     finally:
         reranker.teardown()
-
-
-def test_setup_twice_reuses_and_the_pipeline_reranks(needs_3x, local_cluster, test_model_dir, scorer):
-    reranker = in_cluster(local_cluster, test_model_dir)
-    try:
-        first = reranker.setup()
-        assert "connector" not in first.steps and "endpoint" not in first.steps
-        second = reranker.setup()
-        assert {s: f.action for s, f in second.steps.items()} == dict.fromkeys(second.steps, "reused")
-        cluster = reranker.cluster()
-        create_index(cluster, "incluster-docs", ["passage_text"], recreate=True)
-        load_documents(
-            cluster, "incluster-docs", [{"_id": str(i), "passage_text": p} for i, p in enumerate(TUTORIAL_PASSAGES)]
-        )
-        hits = reranker.search(TUTORIAL_QUERY, size=4, match_all=True).hits
-        expected = scorer.predict([(TUTORIAL_QUERY, p) for p in TUTORIAL_PASSAGES])
-        assert [h.id for h in hits] == [str(i) for i in np.argsort(-expected)]
-        np.testing.assert_allclose([h.score for h in hits], np.sort(expected)[::-1], atol=1e-5)
-    finally:
-        removed = reranker.teardown()
-    assert any(r.startswith("model ") for r in removed) and "pipeline incluster-rerank" in removed

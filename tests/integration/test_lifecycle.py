@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from osrerank.config import Settings
-from osrerank.demo import TUTORIAL_PASSAGES
+from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
 from osrerank.ingest import create_index, load_documents
 from osrerank.reranker import Reranker
 from osrerank.targets.standin import StandIn
@@ -52,7 +52,11 @@ def load_tutorial(reranker: Reranker) -> None:
 
 
 def check_lifecycle(
-    reranker: Reranker, rest: Rest, expected_kinds: set[str], after_setup: Callable[[], None] = lambda: None
+    reranker: Reranker,
+    rest: Rest,
+    expected_kinds: set[str],
+    expected_scores: list[float],
+    after_setup: Callable[[], None] = lambda: None,
 ) -> dict[str, set[str]]:
     """Setup twice, then teardown keeping the index, then teardown; returns what setup created."""
     s = reranker.settings
@@ -74,6 +78,8 @@ def check_lifecycle(
     second = reranker.setup()
     assert diff(rest.snapshot(), before) == created, "the second setup changed what exists"
     assert {k: f.id for k, f in second.steps.items()} == {k: f.id for k, f in first.steps.items()}
+    hits = reranker.search(TUTORIAL_QUERY, size=4, match_all=True).hits  # and the pipeline reranks
+    assert [h.score for h in hits] == pytest.approx(sorted(expected_scores, reverse=True), abs=1e-5)
 
     reranker.teardown(keep_index=True)
     assert diff(rest.snapshot(), before) == {"indices": {s.index}}, "keep_index must keep exactly the index"
@@ -84,7 +90,11 @@ def check_lifecycle(
     return created
 
 
-def test_stand_in_target(local_cluster, test_model_dir):
+def tutorial_scores(scorer) -> list[float]:
+    return list(scorer.predict([(TUTORIAL_QUERY, p) for p in TUTORIAL_PASSAGES]))
+
+
+def test_stand_in_target(local_cluster, test_model_dir, scorer):
     rest = Rest(local_cluster.url)
     reranker = Reranker(
         Settings(
@@ -106,7 +116,7 @@ def test_stand_in_target(local_cluster, test_model_dir):
 
     try:
         kinds = {"connectors", "models", "groups", "pipelines", "indices"}
-        created = check_lifecycle(reranker, rest, kinds, after_setup=stand_in_runs)
+        created = check_lifecycle(reranker, rest, kinds, tutorial_scores(scorer), after_setup=stand_in_runs)
         assert len(created["connectors"]) == 1
         assert not port_open(started[0]), "the stand-in still answers after teardown"
         assert endpoint.info() is None
@@ -114,7 +124,7 @@ def test_stand_in_target(local_cluster, test_model_dir):
         reranker.teardown()
 
 
-def test_in_cluster_target(os_client, local_cluster, test_model_dir):
+def test_in_cluster_target(os_client, local_cluster, test_model_dir, scorer):
     if os_client.version < (3, 0, 0):
         pytest.skip("2.19 cannot deploy in-cluster offline (test_in_cluster checks its error)")
     rest = Rest(local_cluster.url)
@@ -129,7 +139,8 @@ def test_in_cluster_target(os_client, local_cluster, test_model_dir):
         )
     )
     try:
-        created = check_lifecycle(reranker, rest, {"models", "chunks", "groups", "pipelines", "indices"})
+        kinds = {"models", "chunks", "groups", "pipelines", "indices"}
+        created = check_lifecycle(reranker, rest, kinds, tutorial_scores(scorer))
         (model_id,) = created["models"]
         assert created["chunks"] and all(c.startswith(f"{model_id}_") for c in created["chunks"])
     finally:

@@ -16,7 +16,7 @@ from osrerank.config import Settings
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
 from osrerank.doctor import diagnose
 from osrerank.errors import ConfigError, OpenSearchError
-from osrerank.eval import ensure_corpus, load_queries
+from osrerank.eval import load_queries
 from osrerank.ingest import RERANK_FIELD, create_index, load_documents
 from osrerank.reranker import Reranker
 from osrerank.search import search_body
@@ -46,7 +46,7 @@ def plain_search(cluster, index: str, body: dict, pipeline: str) -> dict:
     return cluster.call("POST", f"/{index}/_search", body, params={"search_pipeline": pipeline}, timeout=120)
 
 
-def test_a_plain_search_reranks_the_window_and_returns_its_size(local_cluster, test_model_dir, scorer):
+def test_a_plain_search_reranks_the_window_and_returns_its_size(local_cluster, test_model_dir, scorer, scifact_index):
     """setup --window 50; a plain _search of size 10 returns the model's top 10 of the BM25 top 50."""
     r = reranker(
         local_cluster.url,
@@ -54,26 +54,27 @@ def test_a_plain_search_reranks_the_window_and_returns_its_size(local_cluster, t
         "wnd",
         window=50,
         document_fields=RERANK_FIELD,
-        index="wnd-scifact",
+        index=scifact_index,
         timeout_s=120,
     )
     try:
         r.setup()
         cluster = r.cluster()
-        ensure_corpus(cluster, "wnd-scifact", SCIFACT / "corpus.jsonl", lambda *_: None)
         queries = list(load_queries(SCIFACT / "queries.jsonl").values())[:3]
         for query in queries:
-            first = cluster.call("POST", "/wnd-scifact/_search", search_body(query, (RERANK_FIELD,), 50, rerank=False))
+            first = cluster.call(
+                "POST", f"/{scifact_index}/_search", search_body(query, (RERANK_FIELD,), 50, rerank=False)
+            )
             hits = first["hits"]["hits"]
             expected = scorer.predict([(query, h["_source"][RERANK_FIELD]) for h in hits])
             top10 = [hits[i]["_id"] for i in np.argsort(-expected)[:10]]
-            reply = plain_search(cluster, "wnd-scifact", search_body(query, (RERANK_FIELD,), 10), "wnd-rerank")
+            reply = plain_search(cluster, scifact_index, search_body(query, (RERANK_FIELD,), 10), "wnd-rerank")
             assert [h["_id"] for h in reply["hits"]["hits"]] == top10
             np.testing.assert_allclose(
                 [h["_score"] for h in reply["hits"]["hits"]], np.sort(expected)[::-1][:10], atol=1e-5
             )
     finally:
-        r.teardown()
+        r.teardown(keep_index=True)  # the session's SciFact index
 
 
 def tutorial(r: Reranker) -> None:

@@ -23,15 +23,10 @@ SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "sc
 
 
 @pytest.fixture(scope="module")
-def trained(local_cluster, test_model_dir, tmp_path_factory):
-    from osrerank.opensearch import connect
-
+def trained(os_client, test_model_dir, tmp_path_factory, scifact_index):
     out = tmp_path_factory.mktemp("trained") / "model"
     options = TrainOptions(model=str(test_model_dir), out=out, max_steps=12, negatives=7, batch_size=2)
-    cluster = connect(Settings(), local_cluster.url)
-    result = train(cluster, "trainslice-scifact", SCIFACT, options, max_queries=20)
-    yield out, result
-    cluster.call("DELETE", "/trainslice-scifact")
+    return out, train(os_client, scifact_index, SCIFACT, options, max_queries=20)
 
 
 def test_loss_falls_and_the_onnx_export_agrees(trained):
@@ -43,7 +38,7 @@ def test_loss_falls_and_the_onnx_export_agrees(trained):
     assert (out / "tokenizer.json").exists() and not (out / "checkpoints").exists()
 
 
-def test_deploy_switches_the_pipeline(trained, local_cluster, test_model_dir, tmp_path):
+def test_deploy_switches_the_pipeline(trained, local_cluster, test_model_dir, tmp_path, scifact_index):
     out, _ = trained
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSRERANK_") or k == "OSRERANK_CACHE"}
     common = ["--opensearch-url", local_cluster.url, "--name", "trainx", "--pipeline", "trainx-rerank"]
@@ -82,7 +77,7 @@ def test_deploy_switches_the_pipeline(trained, local_cluster, test_model_dir, tm
         assert now != before
         assert Reranker(settings.model_copy(update={"model": str(tmp_path / "again")})).model_id() == now
     finally:
-        Reranker(settings).teardown()
+        Reranker(settings).teardown(keep_index=True)
 
 
 def dataset_with(tmp_path: Path, qrels: str, queries: list[dict] | None = None) -> Path:
