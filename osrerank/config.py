@@ -77,6 +77,24 @@ class Settings(BaseModel):
         description="Score activation: sigmoid (the tutorial's) or none (raw logits).",
         json_schema_extra=_cli("model"),
     )
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "fp32",
+        description="fp32: exact. bf16 (OpenVINO; CPUs with AVX512-BF16/AMX) or int8: faster, refused unless they "
+        "keep the ranking (the fidelity gate). auto: the fastest mode that passes. Stand-in and opensearch targets.",
+        json_schema_extra=_cli("model"),
+    )
+    gate_pairs: str | None = Field(
+        None,
+        description='JSONL of {"query": ..., "documents": [...]} from your data for the precision gate '
+        "[default: a built-in sample].",
+        json_schema_extra=_cli("model"),
+    )
+    max_length: int | None = Field(
+        None,
+        description="Cut each (query, document) pair to this many tokens: faster, may cost relevance "
+        "[default: the model's limit, 512]. Stand-in and opensearch targets.",
+        json_schema_extra=_cli("model"),
+    )
     endpoint_url: str | None = Field(
         None, description="Use this model endpoint instead of deploying one.", json_schema_extra=_cli("model")
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,11 +18,11 @@ import numpy as np
 
 from .errors import ModelLoadError, ToolMissingError
 from .paths import cache_root
+from .precision import Precision
 
 __all__ = [
     "Activation",
     "Kind",
-    "Precision",
     "ScorerOptions",
     "activate",
     "check_model",
@@ -35,7 +36,6 @@ __all__ = [
 
 Activation = Literal["sigmoid", "none"]
 Kind = Literal["cross-encoder", "bi-encoder"]
-Precision = Literal["fp32", "int8"]
 HUB_FILES = [
     "config.json",
     "tokenizer.json",
@@ -58,7 +58,22 @@ class ScorerOptions:
         default="sigmoid", metadata={"help": "sigmoid matches SageMaker's HF text-classification; none: raw logits."}
     )
     precision: Precision = field(
-        default="fp32", metadata={"help": "int8: dynamically quantized, faster on AVX-512 VNNI CPUs, not exact."}
+        default="fp32",
+        metadata={
+            "help": "fp32: exact (ONNX Runtime). bf16 (OpenVINO, CPUs with AVX512-BF16/AMX) and int8 (ONNX Runtime "
+            "dynamic quantization): faster, refused unless they keep the ranking (the fidelity gate). auto: the "
+            "fastest mode that passes."
+        },
+    )
+    gate_pairs: str | None = field(
+        default=None,
+        metadata={
+            "help": 'JSONL of {"query": ..., "documents": [...]} the precision gate judges on '
+            "[default: a sample built from Python's standard library docstrings]."
+        },
+    )
+    max_length: int | None = field(
+        default=None, metadata={"help": "Cut each pair to this many tokens [default: the model's limit, 512]."}
     )
     batch_size: int = field(default=32, metadata={"help": "Pairs per model run."})
     threads: int | None = field(default=None, metadata={"help": "ONNX Runtime threads [default: all CPUs]."})
@@ -148,7 +163,11 @@ def quantized(onnx_file: Path) -> Path:
         raise ToolMissingError("int8 precision needs the onnx package: pip install 'osrerank[int8]'") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp.onnx")
-    quantize_dynamic(onnx_file, tmp, weight_type=QuantType.QInt8, per_channel=True)
+    logging.disable(logging.WARNING)  # its "consider pre-processing" advice is for static quantization
+    try:
+        quantize_dynamic(onnx_file, tmp, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.disable(logging.NOTSET)
     tmp.rename(target)
     return target
 

@@ -13,6 +13,7 @@ truncated.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -21,10 +22,21 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelLoadError, ScoringError
+from .cpu import cpu_info
+from .errors import ConfigError, ModelLoadError, ScoringError, ToolMissingError
 from .model import ScorerOptions, activate, onnx_path, quantized, read_json, resolve_model_dir
+from .precision import SPEED_ORDER, Fidelity, Mode, builtin_gate_pairs, cached_fidelity, load_gate_pairs, unsupported
+from .runtimes import onnxruntime_runner, openvino_runner
 
-__all__ = ["MAX_CHARS_PER_TOKEN", "Encoded", "PairScorer", "Scores", "load_scorer"]
+__all__ = [
+    "MAX_CHARS_PER_TOKEN",
+    "Encoded",
+    "PairScorer",
+    "PrecisionChoice",
+    "Scores",
+    "choose_precision",
+    "load_scorer",
+]
 
 MAX_CHARS_PER_TOKEN = 64
 
@@ -70,15 +82,13 @@ class PairScorer:
     ``kind="bi-encoder"``: cosine similarity of mean-pooled embeddings of query and document.
     """
 
-    def __init__(self, folder: Path, options: ScorerOptions) -> None:
-        import onnxruntime as ort
+    def __init__(self, folder: Path, options: ScorerOptions, mode: Mode = "fp32") -> None:
         from tokenizers import Tokenizer
 
-        self.folder, self.options = folder, options
+        self.folder, self.options, self.mode = folder, options, mode
         self.kind, self.activation, self.batch_size = options.kind, options.activation, options.batch_size
-        onnx_file = onnx_path(folder)
-        if options.precision == "int8":
-            onnx_file = quantized(onnx_file)
+        self.choice = PrecisionChoice(mode, "asked for")
+        self.onnx_file = onnx_file = onnx_path(folder)
         config = read_json(folder / "config.json")
         tok_config = read_json(folder / "tokenizer_config.json")
         if self.kind == "cross-encoder" and len(config.get("id2label", {"0": "x"})) != 1:
@@ -90,6 +100,10 @@ class PairScorer:
         limits = [config.get("max_position_embeddings", 512), tok_config.get("model_max_length", 512)]
         if self.kind == "bi-encoder":  # sentence-transformers truncates to its own, often shorter, limit
             limits.append(read_json(folder / "sentence_bert_config.json").get("max_seq_length", 512))
+        if options.max_length is not None:
+            if options.max_length < 8:
+                raise ConfigError(f"--max-length {options.max_length} is too short: a pair needs at least 8 tokens")
+            limits.append(options.max_length)
         self.max_length = int(min(x for x in limits if isinstance(x, int) and x > 0))
         try:
             self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -98,14 +112,12 @@ class PairScorer:
         self.tokenizer.enable_truncation(self.max_length, strategy="longest_first")
         self.tokenizer.no_padding()
         self.pad_id = int(config.get("pad_token_id", 0) or 0)
-        session_options = ort.SessionOptions()
-        session_options.intra_op_num_threads = options.threads or os.cpu_count() or 1
-        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(onnx_file), session_options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            raise ModelLoadError(f"ONNX Runtime cannot load {onnx_file}: {str(exc).splitlines()[0][:300]}") from exc
-        self.input_names = {i.name for i in self.session.get_inputs()}
+        threads = options.threads or os.cpu_count() or 1
+        if mode == "bf16":
+            self.runner = openvino_runner(onnx_file, threads, "bf16")
+        else:
+            self.runner = onnxruntime_runner(quantized(onnx_file) if mode == "int8" else onnx_file, threads)
+        self.input_names = self.runner.input_names
 
     # ------------------------------------------------------------------ public
     def encode(self, pairs: Sequence[tuple[str, str | None]]) -> Encoded:
@@ -170,8 +182,8 @@ class PairScorer:
                 types[row, :n] = encodings[i].type_ids
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             try:
-                result = self.session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
-            except Exception as exc:  # onnxruntime's own error types: a model or runtime fault
+                result = self.runner(feed)
+            except Exception as exc:  # the engine's own error types: a model or runtime fault
                 raise ScoringError(f"the model failed on a batch of {len(chunk)} pairs: {exc}") from exc
             if self.kind == "bi-encoder":
                 result = _mean_pool(result, mask)
@@ -185,8 +197,18 @@ def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
 
 
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The mode a scorer runs in, and why (what ``osrerank serve`` logs and ``/ping`` shows)."""
+
+    mode: Mode
+    reason: str
+    figures: dict[str, Any] | None = None
+
+
 def load_scorer(model: ScorerOptions | str | Path, **options: Any) -> PairScorer:
     """Resolve a folder or hub id and build a :class:`PairScorer` for it (``options``: ScorerOptions fields).
+    A precision other than fp32 is checked by the fidelity gate first (see :mod:`osrerank.precision`).
 
     Example::
 
@@ -195,4 +217,56 @@ def load_scorer(model: ScorerOptions | str | Path, **options: Any) -> PairScorer
     """
     chosen = model if isinstance(model, ScorerOptions) else ScorerOptions(model=str(model))
     chosen = replace(chosen, **options)
-    return PairScorer(resolve_model_dir(chosen.model), chosen)
+    folder = resolve_model_dir(chosen.model)
+    if chosen.precision == "fp32":
+        return PairScorer(folder, chosen)
+    choice = choose_precision(folder, chosen)
+    scorer = PairScorer(folder, chosen, choice.mode)
+    scorer.choice = choice
+    return scorer
+
+
+def choose_precision(folder: Path, options: ScorerOptions, modes: Sequence[Mode] = SPEED_ORDER) -> PrecisionChoice:
+    """Gate the asked mode (refused when it fails), or for ``auto`` the ``modes`` this CPU runs, fastest first."""
+    cpu = cpu_info()
+    asked = options.precision
+    if asked == "fp32":
+        return PrecisionChoice("fp32", "asked for")
+    if asked != "auto":
+        why = unsupported(asked, cpu)  # type: ignore[arg-type]
+        if why:
+            raise ConfigError(f"--precision {asked}: {why}")
+    source = options.gate_pairs or "the built-in sample (Python standard library docstrings)"
+    groups = load_gate_pairs(options.gate_pairs) if options.gate_pairs else builtin_gate_pairs()
+    exact = PairScorer(folder, replace(options, precision="fp32"))
+    key = [hashlib.sha256(exact.onnx_file.read_bytes()).hexdigest(), options.kind, str(options.max_length)]
+    notes, figures = [], {}
+    candidates: list[Mode] = [asked] if asked != "auto" else list(modes)  # type: ignore[list-item]
+    for mode in candidates:
+        why = unsupported(mode, cpu)
+        if why:
+            notes.append(f"{mode}: {why.split(':')[0]}")
+            continue
+        try:
+            candidate = PairScorer(folder, options, mode)
+        except ToolMissingError as exc:
+            if asked != "auto":
+                raise
+            notes.append(f"{mode}: {exc}")
+            continue
+        result: Fidelity = cached_fidelity(
+            [*key, mode, ",".join(sorted(cpu.flags))],
+            groups,
+            lambda p, c=candidate: c.score(p).values,
+            lambda p: exact.score(p).values,
+        )
+        figures[mode] = result.shown()
+        if result.passes():
+            return PrecisionChoice(mode, f"{mode} passed the fidelity gate on {source}: {result.shown()}", figures)
+        if asked != "auto":
+            raise ConfigError(
+                f"--precision {mode} changes the ranking too much on {source}: {'; '.join(result.failures())} "
+                f"({result.shown()}). Use --precision fp32 (exact) or auto."
+            )
+        notes.append(f"{mode} failed the fidelity gate ({'; '.join(result.failures())})")
+    return PrecisionChoice("fp32", f"auto picked fp32 (exact): {'; '.join(notes)}", figures)

@@ -164,7 +164,9 @@ class StandIn:
         return JSONResponse({"results": [{"index": i, "relevanceScore": float(values[i])} for i in order]})
 
     async def ping(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        choice = getattr(self.scorer, "choice", None)
+        precision = {"mode": choice.mode, "why": choice.reason} if choice else None
+        return JSONResponse({"status": "ok", "precision": precision})
 
     async def metrics(self, request: Request) -> Response:
         s = self.batcher.stats
@@ -178,6 +180,9 @@ class StandIn:
             f"osrerank_request_seconds_total {self.latency_sum:.6f}",
             f"osrerank_accepted_total {self.accepted}",
         ]
+        choice = getattr(self.scorer, "choice", None)
+        if choice:
+            lines.append(f'osrerank_precision_info{{mode="{choice.mode}"}} 1')
         lines += [f'osrerank_rejected_total{{reason="{r}"}} {n}' for r, n in sorted(self.rejected.items())]
         lines += [f'osrerank_failed_total{{reason="{r}"}} {n}' for r, n in sorted(self.failed.items())]
         lines += [

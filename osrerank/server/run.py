@@ -83,8 +83,11 @@ def auth_from_env(region: str) -> Auth:
 
 def build_app(options: ServeOptions) -> Any:
     auth = auth_from_env(options.signing_region) if options.auth else None
+    scorer = load_scorer(options.scorer)
+    choice = {"precision": scorer.choice.mode, "why": scorer.choice.reason}
+    logging.getLogger("osrerank.server").info(json.dumps(choice))
     return create_app(
-        load_scorer(options.scorer),
+        scorer,
         activation=options.scorer.activation,
         auth=auth,
         record=options.record,

@@ -84,8 +84,18 @@ class RemoteTarget(Target):
     def template(self) -> str:
         return self.settings.template or self.default_template
 
+    #: Whether the server it starts honours --precision / --max-length (the kit's own scorer does).
+    runs_kit_scorer: ClassVar[bool] = False
+
     def check(self) -> None:
         connector_template(self.template)  # an unknown name fails here, listing the known ones
+        tuned = [f for f in ("precision", "max_length") if self.settings.model_dump()[f] not in ("fp32", None)]
+        if tuned and (self.settings.endpoint_url or not self.runs_kit_scorer):
+            flags = " and ".join(f"--{f.replace('_', '-')}" for f in tuned)
+            where = "a given --endpoint-url" if self.settings.endpoint_url else f"the {self.name} target"
+            raise ConfigError(
+                f"{flags} cannot apply to {where}: only the standin and opensearch targets run the kit's scorer"
+            )
         if not self.settings.endpoint_url:
             self.check_server()
 

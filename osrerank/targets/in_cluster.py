@@ -17,13 +17,14 @@ import hashlib
 import io
 import json
 import zipfile
+from dataclasses import replace
 from typing import Any
 
 from ..errors import ConfigError, OpenSearchError, ToolMissingError
 from ..ml_commons import MLCommons
-from ..model import ScorerOptions, check_model, onnx_path, resolve_model_dir
-from ..scorer import load_scorer
-from ..types import Found
+from ..model import ScorerOptions, check_model, onnx_path, quantized, resolve_model_dir
+from ..scorer import choose_precision, load_scorer
+from ..types import Found, Progress, quiet
 from .base import Target
 
 __all__ = ["CHUNK_BYTES", "InClusterTarget", "package_model"]
@@ -32,16 +33,36 @@ CHUNK_BYTES = 9 * 1024 * 1024  # ml-commons refuses chunks of 10 MB or more
 FUNCTION = "TEXT_SIMILARITY"
 
 
-def package_model(model: str, activation: str = "sigmoid") -> tuple[bytes, dict[str, Any]]:
-    """The zip ml-commons expects (``model.onnx`` + ``tokenizer.json`` at the root) and its model config."""
+def package_model(
+    model: str, activation: str = "sigmoid", options: ScorerOptions | None = None, progress: Progress = quiet
+) -> tuple[bytes, dict[str, Any]]:
+    """The zip ml-commons expects (``model.onnx`` + ``tokenizer.json`` at the root) and its model config.
+
+    ``options`` carries --precision and --max-length: ml-commons runs ONNX Runtime's CPU provider (through
+    DJL), which has no bf16 kernels, so the faster graph it can run is the int8 one, packaged only when it
+    passes the fidelity gate; --max-length becomes the packaged tokenizer's truncation.
+    """
     try:
         import onnx
         from onnx import helper
     except ImportError:
         raise ToolMissingError("the opensearch target needs the onnx package: pip install 'osrerank[int8]'") from None
     folder = resolve_model_dir(model)
-    scorer = load_scorer(ScorerOptions(model=str(folder)))  # validates: one logit, tokenizer, ONNX file
-    graph_model = onnx.load(str(onnx_path(folder)))
+    wanted = replace(options or ScorerOptions(model=str(folder)), model=str(folder))
+    if wanted.precision == "bf16":
+        raise ConfigError(
+            "--precision bf16 cannot run inside OpenSearch: ml-commons runs ONNX Runtime's CPU provider, which has "
+            "no bf16 kernels. Use --precision int8 or auto (int8 when it keeps the ranking), or the standin target"
+        )
+    scorer = load_scorer(replace(wanted, precision="fp32"))  # validates: one logit, tokenizer, ONNX file
+    graph_file = onnx_path(folder)
+    if wanted.precision != "fp32":
+        progress(f"checking --precision {wanted.precision} against fp32 (the fidelity gate)")
+        choice = choose_precision(folder, wanted, modes=("int8",))
+        progress(choice.reason)
+        if choice.mode == "int8":
+            graph_file = quantized(graph_file)
+    graph_model = onnx.load(str(graph_file))
     if activation == "sigmoid":
         graph = graph_model.graph
         logits = graph.output[0].name
@@ -104,7 +125,9 @@ class InClusterTarget(Target):
 
     def setup_model(self, ml: MLCommons, group_id: str) -> dict[str, Found]:
         """Register (chunked upload) and deploy the packaged model; reuse one with the same content hash."""
-        data, config = package_model(self.settings.model, self.settings.activation)
+        s = self.settings
+        options = ScorerOptions(model=s.model, precision=s.precision, gate_pairs=s.gate_pairs, max_length=s.max_length)
+        data, config = package_model(s.model, s.activation, options, self.progress)
         digest = hashlib.sha256(data).hexdigest()
         for existing in ml.find_models(self.settings.model_name):
             if existing.get("model_content_hash_value") != digest:

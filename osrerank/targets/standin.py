@@ -17,8 +17,9 @@ from typing import Any
 
 from .. import process
 from ..errors import EndpointError
-from ..model import ScorerOptions, check_model
+from ..model import ScorerOptions, check_model, resolve_model_dir
 from ..paths import cache_root
+from ..scorer import choose_precision
 from ..server.run import ServeOptions
 from ..templates import connector_template
 from ..types import Found
@@ -27,7 +28,7 @@ from .local_secrets import local_secrets
 
 __all__ = ["StandIn", "StandInInfo", "StandInTarget"]
 
-START_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -127,14 +128,28 @@ class StandInTarget(RemoteTarget):
     name = "standin"
     summary = "the kit's own model server, run locally (SigV4 or bearer-token checked)"
     default_template = "sagemaker-hf-text-classification"
+    runs_kit_scorer = True
 
     def serve_options(self) -> ServeOptions:
         s = self.settings
-        scorer = ScorerOptions(model=_local_path(s.model), kind=s.kind, activation=s.activation)
+        scorer = ScorerOptions(
+            model=_local_path(s.model),
+            kind=s.kind,
+            activation=s.activation,
+            precision=s.precision,
+            gate_pairs=None if s.gate_pairs is None else str(Path(s.gate_pairs).resolve()),
+            max_length=s.max_length,
+        )
         return ServeOptions(scorer=scorer, port=0, region=s.region)
 
     def check_server(self) -> None:
+        """Before anything is created: the model folder, and a reduced precision through its gate (the
+        result is cached, so the server's own check at start is instant)."""
         check_model(self.settings.model)
+        options = self.serve_options().scorer
+        if options.precision != "fp32":
+            self.progress(f"checking --precision {options.precision} against fp32 (the fidelity gate)")
+            self.progress(choose_precision(resolve_model_dir(options.model), options).reason)
 
     def start_server(self) -> Endpoint:
         self.progress(f"starting the local model stand-in for {self.settings.model}")

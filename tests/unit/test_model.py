@@ -62,13 +62,3 @@ def test_folder_without_weights_is_a_clear_error(tmp_path):
 def test_nonexistent_path_is_not_taken_for_a_hub_id(tmp_path):
     with pytest.raises(ModelLoadError, match="neither a model folder nor a hub id"):
         resolve_model_dir(str(tmp_path / "missing" / "model"))
-
-
-def test_int8_precision_is_a_quantized_model_close_to_fp32(test_model_dir, reference, scorer, tmp_path, monkeypatch):
-    monkeypatch.setenv("OSRERANK_CACHE", str(tmp_path))
-    int8 = load_scorer(test_model_dir, precision="int8")
-    assert list(tmp_path.glob("onnx/*/model.int8.onnx"))  # quantized once, cached
-    pairs = [(p["query"], p["document"]) for p in reference]
-    fp32, q8 = scorer.score(pairs).values, int8.score(pairs).values
-    assert np.all(np.isfinite(q8)) and not np.allclose(fp32, q8, atol=1e-4)  # really a different model
-    assert np.corrcoef(fp32, q8)[0, 1] > 0.95

@@ -1,0 +1,205 @@
+"""Reduced precision, judged by ranking: which modes this CPU can run, and the fidelity gate they must pass.
+
+A reranker is only as good as the order it puts documents in, so a faster mode is judged against fp32 on
+groups of (query, candidate documents), the shape of a rerank: the Spearman correlation of all scores, the
+per-query overlap of the top 5, and (reported, not gated) the largest logit shift. A mode that fails is
+refused with its figures; ``auto`` takes the fastest mode that passes, else fp32, and says why.
+
+The pairs the gate runs on: a JSONL file of ``{"query": ..., "documents": [...]}`` (``--gate-pairs``, best:
+your own queries and first-stage hits), or, by default, a sample built here from the docstrings of Python's
+standard library: nothing shipped, the same on every machine, long passages with close candidates.
+Results are cached per model file, pairs, mode and CPU flags.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+import sys
+import sysconfig
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .cpu import CpuInfo
+from .errors import ConfigError
+from .paths import cache_root
+
+__all__ = [
+    "GATE",
+    "SPEED_ORDER",
+    "Fidelity",
+    "Gate",
+    "Mode",
+    "Precision",
+    "builtin_gate_pairs",
+    "fidelity",
+    "load_gate_pairs",
+    "unsupported",
+]
+
+Precision = Literal["auto", "fp32", "bf16", "int8"]
+Mode = Literal["fp32", "bf16", "int8"]
+# fastest first, as measured on AVX-512 CPUs (README, speed section); fp32 is the floor
+SPEED_ORDER: tuple[Mode, ...] = ("bf16", "int8")
+
+Group = tuple[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Gate:
+    spearman: float = 0.999
+    top5_mean: float = 0.98
+    top5_min: float = 0.8
+
+
+GATE = Gate()
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """A mode's scores against fp32's on the same pairs."""
+
+    spearman: float
+    top5_mean: float
+    top5_min: float
+    max_abs_logit_diff: float
+
+    def failures(self, gate: Gate = GATE) -> list[str]:
+        out = []
+        if self.spearman < gate.spearman:
+            out.append(f"Spearman {self.spearman:.5f} < {gate.spearman}")
+        if self.top5_mean < gate.top5_mean:
+            out.append(f"top-5 overlap mean {self.top5_mean:.3f} < {gate.top5_mean}")
+        if self.top5_min < gate.top5_min:
+            out.append(f"top-5 overlap min {self.top5_min:.2f} < {gate.top5_min}")
+        return out
+
+    def passes(self, gate: Gate = GATE) -> bool:
+        return not self.failures(gate)
+
+    def shown(self) -> str:
+        return (
+            f"Spearman {self.spearman:.5f}, top-5 overlap mean {self.top5_mean:.3f} / min {self.top5_min:.2f}, "
+            f"largest logit shift {self.max_abs_logit_diff:.3g}"
+        )
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(len(x), dtype=np.float64)
+    return ranks
+
+
+def fidelity(reference: np.ndarray, candidate: np.ndarray, sizes: Sequence[int], k: int = 5) -> Fidelity:
+    """Compare ``candidate`` scores with ``reference`` ones; ``sizes``: documents per query, in order."""
+    reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    overlaps, start = [], 0
+    for size in sizes:
+        ref, got = reference[start : start + size], candidate[start : start + size]
+        top = min(k, size)
+        best_ref, best_got = np.argsort(-ref, kind="stable")[:top], np.argsort(-got, kind="stable")[:top]
+        overlaps.append(len(set(best_ref) & set(best_got)) / top)
+        start += size
+    spearman = float(np.corrcoef(_ranks(reference), _ranks(candidate))[0, 1]) if len(reference) > 1 else 1.0
+    shift = float(np.max(np.abs(reference - candidate))) if len(reference) else 0.0
+    return Fidelity(spearman, float(np.mean(overlaps)), float(np.min(overlaps)), shift)
+
+
+def unsupported(mode: Mode, cpu: CpuInfo) -> str | None:
+    """Why this CPU cannot run ``mode`` as what it claims to be, or None."""
+    if mode == "bf16" and not cpu.bf16:
+        return (
+            f"this CPU ({cpu.model}) has no bf16 dot products (AVX512-BF16 or AMX): bf16 would run as f32 "
+            "and gain nothing; use --precision fp32, int8 or auto"
+        )
+    if mode == "int8" and not ({"avx2", "avx512f"} & cpu.flags):
+        return f"this CPU ({cpu.model}) has neither AVX2 nor AVX-512: int8 would be slower than fp32; use fp32"
+    return None
+
+
+def load_gate_pairs(path: str | Path) -> list[Group]:
+    """Read ``{"query": str, "documents": [str, ...]}`` lines; refuse what the gate cannot judge."""
+    groups: list[Group] = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read --gate-pairs {path}: {exc.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            query, docs = row["query"], row["documents"]
+            if not isinstance(query, str) or not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                f'--gate-pairs {path}, line {number}: expected {{"query": "...", "documents": ["...", ...]}}'
+            ) from None
+        groups.append((query, list(docs)))
+    if len(groups) < 4 or min(len(d) for _, d in groups) < 5:
+        raise ConfigError(f"--gate-pairs {path}: the gate needs at least 4 queries with at least 5 documents each")
+    return groups
+
+
+_WORD = re.compile(r"[a-z]{3,}")
+
+
+def builtin_gate_pairs(queries: int = 12, per_query: int = 24) -> list[Group]:
+    """Groups from the standard library's own docstrings: each query is the first sentence of a long
+    docstring, its candidates the long docstrings sharing most words with it (itself among them)."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    docs: list[str] = []
+    for file in sorted(root.glob("*.py")):
+        try:
+            tree = ast.parse(file.read_text(encoding="utf-8", errors="replace"))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
+                text = ast.get_docstring(node)
+                if text and 800 <= len(text) <= 6000:
+                    docs.append(" ".join(text.split()))
+    if len(docs) < per_query * 2:
+        raise ConfigError(
+            f"cannot build the built-in gate sample from {root} (Python {sys.version.split()[0]}): pass --gate-pairs"
+        )
+    words = [set(_WORD.findall(d.lower())) for d in docs]
+    step = len(docs) // queries
+    groups: list[Group] = []
+    for i in range(queries):
+        source = docs[i * step]
+        query = re.split(r"(?<=[.!?])\s", source, maxsplit=1)[0][:300]
+        q_words = set(_WORD.findall(query.lower()))
+        ranked = sorted(range(len(docs)), key=lambda j: (-len(q_words & words[j]), j))[:per_query]
+        groups.append((query, [docs[j] for j in ranked]))
+    return groups
+
+
+def pairs_of(groups: Sequence[Group]) -> tuple[list[tuple[str, str]], list[int]]:
+    return [(q, d) for q, docs in groups for d in docs], [len(docs) for _, docs in groups]
+
+
+def cached_fidelity(
+    key_parts: Sequence[str],
+    groups: Sequence[Group],
+    score: Callable[[list[tuple[str, str]]], np.ndarray],
+    reference: Callable[[list[tuple[str, str]]], np.ndarray],
+) -> Fidelity:
+    """The fidelity of ``score`` against ``reference`` on ``groups``, remembered across runs."""
+    digest = hashlib.sha256(json.dumps([*key_parts, groups]).encode()).hexdigest()[:24]
+    path = cache_root() / "precision-gate" / f"{digest}.json"
+    if path.exists():
+        return Fidelity(**json.loads(path.read_text()))
+    pairs, sizes = pairs_of(groups)
+    result = fidelity(reference(pairs), score(pairs), sizes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(result)))
+    return result

@@ -1,0 +1,143 @@
+"""Reduced precision is judged by ranking: the gate's arithmetic, which modes a CPU may run, and what a user
+sees when a mode is refused or ``auto`` falls back to fp32. The CPU is pinned with OSRERANK_CPU_FLAGS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from osrerank.cpu import CpuInfo, cpu_info
+from osrerank.errors import ConfigError
+from osrerank.model import ScorerOptions
+from osrerank.precision import fidelity, load_gate_pairs, unsupported
+from osrerank.scorer import PairScorer, choose_precision, load_scorer
+
+SCIFACT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "beir" / "scifact"
+
+
+@pytest.fixture
+def gate_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Six SciFact claims, eight abstracts each: small enough for a unit test, and (measured) int8 on the test
+    model moves its ranking far past the gate here (Spearman about 0.98)."""
+    monkeypatch.setenv("OSRERANK_CACHE", str(tmp_path / "cache"))
+    corpus = []
+    with (SCIFACT / "corpus.jsonl").open() as lines:
+        for line in lines:
+            row = json.loads(line)
+            corpus.append(f"{row.get('title', '')} {row['text']}".strip())
+            if len(corpus) > 400:
+                break
+    queries = [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text().splitlines()[:6]]
+    path = tmp_path / "gate.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"query": q, "documents": [corpus[(i * 7 + j) % len(corpus)] for j in range(8)]}) + "\n"
+            for i, q in enumerate(queries)
+        )
+    )
+    return path
+
+
+def test_identical_scores_pass_and_a_reversed_ranking_fails():
+    scores = np.array([0.1, 0.5, 0.9, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6, 0.0])
+    same = fidelity(scores, scores.copy(), [5, 5])
+    assert same.spearman == pytest.approx(1.0)
+    assert (same.top5_mean, same.top5_min, same.max_abs_logit_diff) == (1.0, 1.0, 0.0)
+    assert same.passes()
+    reversed_ = fidelity(scores, -scores, [10])
+    assert reversed_.spearman == pytest.approx(-1.0)
+    assert reversed_.top5_mean == 0.0  # the top 5 of ten, reversed, is the other five
+    assert len(reversed_.failures()) == 3
+
+
+def test_top5_overlap_is_per_query():
+    reference = np.array([9, 8, 7, 6, 5, 4, 1, 2, 3, 4, 5, 6], dtype=float)
+    candidate = reference.copy()
+    candidate[5] = 10  # query 1: the 6th document jumps into the top 5, pushing one out
+    result = fidelity(reference, candidate, [6, 6])
+    assert result.top5_min == pytest.approx(0.8) and result.top5_mean == pytest.approx(0.9)
+    assert result.max_abs_logit_diff == 6.0
+
+
+def test_bf16_is_refused_on_a_cpu_without_bf16_dot_products():
+    avx2 = CpuInfo("Some EPYC", frozenset({"avx2"}), 2)
+    assert "no bf16 dot products" in unsupported("bf16", avx2)
+    assert unsupported("int8", avx2) is None
+    assert unsupported("bf16", CpuInfo("Zen 4", frozenset({"avx512f", "avx512_bf16"}), 2)) is None
+    assert "neither AVX2 nor AVX-512" in unsupported("int8", CpuInfo("old", frozenset({"sse4_2"}), 2))
+
+
+def test_cpu_flags_can_be_pinned(monkeypatch):
+    monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2, avx512_bf16")
+    assert cpu_info().flags == {"avx2", "avx512_bf16"} and cpu_info().bf16
+
+
+def test_asking_for_bf16_on_such_a_cpu_says_why_before_loading_anything(test_model_dir, monkeypatch):
+    monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2")
+    with pytest.raises(ConfigError, match=r"--precision bf16: this CPU .* has no bf16 dot products"):
+        load_scorer(test_model_dir, precision="bf16")
+
+
+def test_int8_that_moves_the_ranking_is_refused_with_its_figures(test_model_dir, gate_file, monkeypatch):
+    monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2")
+    with pytest.raises(ConfigError) as refused:
+        load_scorer(test_model_dir, precision="int8", gate_pairs=str(gate_file))
+    message = str(refused.value)
+    assert "--precision int8 changes the ranking too much" in message
+    assert "Spearman 0.9" in message and "< 0.999" in message and "--precision fp32" in message
+
+
+def test_auto_falls_back_to_fp32_and_says_why(test_model_dir, gate_file, monkeypatch):
+    monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2")
+    scorer = load_scorer(test_model_dir, precision="auto", gate_pairs=str(gate_file))
+    assert scorer.mode == "fp32" and scorer.choice.mode == "fp32"
+    assert "bf16: this CPU" in scorer.choice.reason and "int8 failed the fidelity gate" in scorer.choice.reason
+    assert "int8" in scorer.choice.figures  # the measured figures, for /ping and the log
+    gate_cache = list((gate_file.parent / "cache" / "precision-gate").glob("*.json"))
+    assert len(gate_cache) == 1  # measured once; a second start reads it
+    again = choose_precision(
+        test_model_dir, ScorerOptions(model=str(test_model_dir), precision="auto", gate_pairs=str(gate_file))
+    )
+    assert again.reason == scorer.choice.reason
+
+
+def test_int8_really_is_a_different_model_close_to_fp32(test_model_dir, reference, scorer, tmp_path, monkeypatch):
+    """Below the gate: the quantized graph is cached and is really another model."""
+    monkeypatch.setenv("OSRERANK_CACHE", str(tmp_path))
+    int8 = PairScorer(test_model_dir, ScorerOptions(model=str(test_model_dir)), "int8")
+    assert list(tmp_path.glob("onnx/*/model.int8.onnx"))
+    pairs = [(p["query"], p["document"]) for p in reference]
+    fp32, q8 = scorer.score(pairs).values, int8.score(pairs).values
+    assert np.all(np.isfinite(q8)) and not np.allclose(fp32, q8, atol=1e-4)
+    assert np.corrcoef(fp32, q8)[0, 1] > 0.95
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ('{"query": "q", "documents": "not a list of texts"}\n' * 4, "line 1: expected"),
+        ("not json\n", "line 1: expected"),
+        ('{"query": "q", "documents": ["a", "b", "c", "d", "e"]}\n' * 3, "at least 4 queries"),
+        ('{"query": "q", "documents": ["a", "b"]}\n' * 4, "at least 5 documents"),
+    ],
+)
+def test_gate_pairs_that_cannot_judge_are_refused(tmp_path, content, error):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=error):
+        load_gate_pairs(path)
+    with pytest.raises(ConfigError, match="cannot read --gate-pairs"):
+        load_gate_pairs(tmp_path / "missing.jsonl")
+
+
+def test_max_length_caps_the_tokens_and_reports_truncation(test_model_dir):
+    short = load_scorer(test_model_dir, max_length=16)
+    long_doc = "word " * 200
+    assert short.max_length == 16
+    assert short.count_tokens([("q", long_doc)]) == [16]
+    assert short.score([("q", long_doc)]).truncated.tolist() == [True]
+    with pytest.raises(ConfigError, match="--max-length 4 is too short"):
+        load_scorer(test_model_dir, max_length=4)
