@@ -32,10 +32,14 @@ def name_for(target: str) -> str:
     return NAME if target == "standin" else f"{NAME}-{target}"
 
 
-def prepare(model: str, kind: str = "cross-encoder", target: str = "standin") -> tuple[Reranker, Cluster, list[str]]:
+def prepare(
+    model: str, kind: str = "cross-encoder", target: str = "standin", precision: str = "fp32"
+) -> tuple[Reranker, Cluster, list[str]]:
     """Set up (idempotent) and index SciFact once; returns the reranker, cluster and the test queries."""
     name = name_for(target)
-    settings = Settings(model=model, kind=kind, target=target, name=name, pipeline=f"{name}-rerank", timeout_s=60)
+    settings = Settings(
+        model=model, kind=kind, target=target, name=name, pipeline=f"{name}-rerank", timeout_s=60, precision=precision
+    )
     reranker = Reranker(settings, lambda m: print(f"• {m}", flush=True))
     model_id = reranker.setup().model_id
     cluster = reranker.cluster()

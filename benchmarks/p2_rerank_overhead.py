@@ -7,6 +7,7 @@ With ``--targets standin,opensearch`` the in-cluster model (issue 9) runs in the
 there the model cannot be called apart from the node, so its line shows pipeline - BM25.
 
     python benchmarks/p2_rerank_overhead.py [--model DIR] [--queries 30] [--targets standin,opensearch]
+        [--precision auto]
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=30)
     parser.add_argument("--windows", default="10,50,100")
     parser.add_argument("--targets", default="standin", help="standin and/or opensearch, comma-separated")
+    parser.add_argument("--precision", default="fp32", help="the model's --precision (auto: what setup picks)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     session = requests.Session()
     figures: dict[str, dict[str, float]] = {}
     for target in args.targets.split(","):
-        _, cluster, queries = prepare(args.model, args.kind, target)
+        _, cluster, queries = prepare(args.model, args.kind, target, args.precision)
         queries = queries[: args.queries]
         print(f"P2 target {target}: {len(queries)} SciFact queries, model {args.model}")
         for k in (int(w) for w in args.windows.split(",")):

@@ -152,7 +152,8 @@ def _onnx_cache(weights: Path) -> Path:
 def quantized(onnx_file: Path) -> Path:
     """INT8 dynamic quantization (weights per channel, activations at run time), cached by content hash.
 
-    About 2.6x faster than fp32 on a CPU with AVX-512 VNNI, at a cost in exactness: see the README.
+    1.5x fp32's speed on SciFact passages on 2 Zen 3 cores (README, speed section); it moves scores, so it is
+    used only through the fidelity gate (precision.py).
     """
     target = _onnx_cache(onnx_file) / "model.int8.onnx"
     if target.exists():

@@ -31,6 +31,7 @@ from .errors import ConfigError
 from .paths import cache_root
 
 __all__ = [
+    "EXACT_LOGITS",
     "GATE",
     "SPEED_ORDER",
     "Fidelity",
@@ -44,9 +45,12 @@ __all__ = [
 ]
 
 Precision = Literal["auto", "fp32", "bf16", "int8"]
-Mode = Literal["fp32", "bf16", "int8"]
-# fastest first, as measured on AVX-512 CPUs (README, speed section); fp32 is the floor
-SPEED_ORDER: tuple[Mode, ...] = ("bf16", "int8")
+# "fp32-openvino": the same fp32 arithmetic on OpenVINO, which auto takes when it is installed and exact
+Mode = Literal["fp32", "bf16", "int8", "fp32-openvino"]
+# fastest first, as measured (README, speed section); ONNX Runtime fp32 is the floor
+SPEED_ORDER: tuple[Mode, ...] = ("bf16", "int8", "fp32-openvino")
+# an exact mode's largest logit shift against ONNX Runtime fp32 (the exactness tests hold it to PyTorch)
+EXACT_LOGITS = 1e-4
 
 Group = tuple[str, list[str]]
 
@@ -70,8 +74,11 @@ class Fidelity:
     top5_min: float
     max_abs_logit_diff: float
 
-    def failures(self, gate: Gate = GATE) -> list[str]:
+    def failures(self, gate: Gate = GATE, *, exact: bool = False) -> list[str]:
+        """What fails the gate; ``exact``: the mode claims fp32's scores, so its logits must match too."""
         out = []
+        if exact and self.max_abs_logit_diff > EXACT_LOGITS:
+            out.append(f"largest logit shift {self.max_abs_logit_diff:.3g} > {EXACT_LOGITS} (not exact)")
         if self.spearman < gate.spearman:
             out.append(f"Spearman {self.spearman:.5f} < {gate.spearman}")
         if self.top5_mean < gate.top5_mean:
@@ -80,8 +87,8 @@ class Fidelity:
             out.append(f"top-5 overlap min {self.top5_min:.2f} < {gate.top5_min}")
         return out
 
-    def passes(self, gate: Gate = GATE) -> bool:
-        return not self.failures(gate)
+    def passes(self, gate: Gate = GATE, *, exact: bool = False) -> bool:
+        return not self.failures(gate, exact=exact)
 
     def shown(self) -> str:
         return (

@@ -55,7 +55,7 @@ def openvino_runner(onnx_file: Path, threads: int, precision: str) -> Runner:
     try:
         import openvino as ov
     except ImportError:
-        raise ToolMissingError(f"--precision {precision} runs on OpenVINO: pip install 'osrerank[openvino]'") from None
+        raise ToolMissingError("OpenVINO is not installed (pip install 'osrerank[openvino]')") from None
     core = ov.Core()
     try:
         compiled = core.compile_model(

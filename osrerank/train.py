@@ -186,7 +186,10 @@ def train(
         "cmnrl": lambda: losses.CachedMultipleNegativesRankingLoss(model),
     }[options.loss]()
     evaluator = CrossEncoderRerankingEvaluator(
-        [{"query": e.query, "positive": e.positives, "documents": e.positives + e.negatives} for e in evaluation],
+        [
+            {"query": e.query, "positive": e.positives, "documents": e.positives + e.negatives[: options.negatives]}
+            for e in evaluation
+        ],
         at_k=10,
         name="held-out",
         always_rerank_positives=False,
@@ -211,7 +214,7 @@ def train(
         max_steps=options.max_steps or -1,
         per_device_train_batch_size=options.batch_size,
         learning_rate=options.learning_rate,
-        warmup_ratio=0.1,
+        warmup_steps=max(1, int(0.1 * (options.max_steps or steps_per_epoch * options.epochs))),
         eval_strategy="steps",
         eval_steps=check_every,
         save_strategy="steps",

@@ -195,3 +195,26 @@ def scifact_index(os_client: Any) -> Iterator[str]:
     ensure_corpus(os_client, index, SCIFACT / "corpus.jsonl", lambda *_: None)
     yield index
     os_client.call("DELETE", f"/{index}", params={"ignore_unavailable": "true"})
+
+
+@pytest.fixture
+def gate_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Six SciFact claims, eight abstracts each: small enough for a unit test, and (measured) int8 on the test
+    model moves its ranking far past the gate here (Spearman about 0.98)."""
+    monkeypatch.setenv("OSRERANK_CACHE", str(tmp_path / "cache"))
+    corpus = []
+    with (SCIFACT / "corpus.jsonl").open() as lines:
+        for line in lines:
+            row = json.loads(line)
+            corpus.append(f"{row.get('title', '')} {row['text']}".strip())
+            if len(corpus) > 400:
+                break
+    queries = [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text().splitlines()[:6]]
+    path = tmp_path / "gate.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"query": q, "documents": [corpus[(i * 7 + j) % len(corpus)] for j in range(8)]}) + "\n"
+            for i, q in enumerate(queries)
+        )
+    )
+    return path

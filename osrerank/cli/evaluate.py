@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,24 @@ from .common import CONTEXT, console, friendly_errors, out, progress, resolve_se
 
 @contextmanager
 def bars() -> Iterator[Callable[[str, int, int], None]]:
-    """A progress callback drawing one Rich bar per stage."""
+    """A progress callback drawing one Rich bar per stage; into a log (not a terminal), a line per stage
+    every tenth of the way, with the rate, so a long run shows it is moving."""
+    if not console.is_terminal:
+        started: dict[str, float] = {}
+        shown: dict[str, int] = {}
+
+        def line(stage: str, done: int, total: int) -> None:
+            t0 = started.setdefault(stage, time.monotonic())
+            tenth = 10 * done // max(total, 1)
+            if (done and tenth > shown.get(stage, 0)) or done == total:
+                if shown.get(stage) == 10:
+                    return
+                shown[stage] = tenth
+                elapsed = time.monotonic() - t0
+                console.print(f"{stage}: {done}/{total} ({elapsed:.0f} s)", highlight=False)
+
+        yield line
+        return
     with Progress(console=console) as bar:
         tasks: dict[str, Any] = {}
 

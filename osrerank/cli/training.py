@@ -30,6 +30,13 @@ from .evaluate import bars
     help="LambdaLoss over each query's list, BinaryCrossEntropyLoss on pairs, or CachedMNRL.",
 )
 @click.option("--epochs", type=float, default=1.0, show_default=True, help="Passes over the training queries.")
+@click.option(
+    "--negatives",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="BM25-mined negatives per query (fewer: faster steps). --max-length sets the training length [256].",
+)
 @click.option("--new-head", is_flag=True, help="Start from an encoder: train a fresh one-logit head on it.")
 @click.option(
     "--eval-top-k",
@@ -49,6 +56,7 @@ def train_command(
     max_steps: int | None,
     loss: str,
     epochs: float,
+    negatives: int,
     new_head: bool,
     eval_top_k: int,
     deploy: bool,
@@ -66,8 +74,15 @@ def train_command(
     settings = resolve_settings(kwargs)
     cluster = Reranker(settings, progress).cluster(start=True)
     options = TrainOptions(
-        model=settings.model, out=out_dir, loss=loss, epochs=epochs, max_steps=max_steps, new_head=new_head
-    )  # type: ignore[arg-type]
+        model=settings.model,
+        out=out_dir,
+        loss=loss,  # type: ignore[arg-type]
+        epochs=epochs,
+        max_steps=max_steps,
+        new_head=new_head,
+        negatives=negatives,
+        max_length=settings.max_length or TrainOptions.max_length,
+    )
     index = settings.eval_index(dataset.name)
     with bars() as tick:
         result = train(cluster, index, dataset, options, split=split, max_queries=max_queries, progress=tick)

@@ -3,8 +3,7 @@ sees when a mode is refused or ``auto`` falls back to fp32. The CPU is pinned wi
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import sys
 
 import numpy as np
 import pytest
@@ -14,31 +13,6 @@ from osrerank.errors import ConfigError
 from osrerank.model import ScorerOptions
 from osrerank.precision import fidelity, load_gate_pairs, unsupported
 from osrerank.scorer import PairScorer, choose_precision, load_scorer
-
-SCIFACT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "beir" / "scifact"
-
-
-@pytest.fixture
-def gate_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Six SciFact claims, eight abstracts each: small enough for a unit test, and (measured) int8 on the test
-    model moves its ranking far past the gate here (Spearman about 0.98)."""
-    monkeypatch.setenv("OSRERANK_CACHE", str(tmp_path / "cache"))
-    corpus = []
-    with (SCIFACT / "corpus.jsonl").open() as lines:
-        for line in lines:
-            row = json.loads(line)
-            corpus.append(f"{row.get('title', '')} {row['text']}".strip())
-            if len(corpus) > 400:
-                break
-    queries = [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text().splitlines()[:6]]
-    path = tmp_path / "gate.jsonl"
-    path.write_text(
-        "".join(
-            json.dumps({"query": q, "documents": [corpus[(i * 7 + j) % len(corpus)] for j in range(8)]}) + "\n"
-            for i, q in enumerate(queries)
-        )
-    )
-    return path
 
 
 def test_identical_scores_pass_and_a_reversed_ranking_fails():
@@ -90,18 +64,36 @@ def test_int8_that_moves_the_ranking_is_refused_with_its_figures(test_model_dir,
     assert "Spearman 0.9" in message and "< 0.999" in message and "--precision fp32" in message
 
 
-def test_auto_falls_back_to_fp32_and_says_why(test_model_dir, gate_file, monkeypatch):
+def test_auto_without_a_passing_mode_falls_back_to_fp32_and_says_why(test_model_dir, gate_file, monkeypatch):
+    """What a user without the openvino extra gets on an AVX2 CPU: bf16 cannot run, int8 fails the gate."""
     monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2")
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
     scorer = load_scorer(test_model_dir, precision="auto", gate_pairs=str(gate_file))
     assert scorer.mode == "fp32" and scorer.choice.mode == "fp32"
-    assert "bf16: this CPU" in scorer.choice.reason and "int8 failed the fidelity gate" in scorer.choice.reason
+    reason = scorer.choice.reason
+    assert "bf16: this CPU" in reason and "int8 failed the fidelity gate" in reason
+    assert "fp32-openvino: OpenVINO is not installed" in reason
     assert "int8" in scorer.choice.figures  # the measured figures, for /ping and the log
     gate_cache = list((gate_file.parent / "cache" / "precision-gate").glob("*.json"))
     assert len(gate_cache) == 1  # measured once; a second start reads it
-    again = choose_precision(
-        test_model_dir, ScorerOptions(model=str(test_model_dir), precision="auto", gate_pairs=str(gate_file))
-    )
-    assert again.reason == scorer.choice.reason
+    options = ScorerOptions(model=str(test_model_dir), precision="auto", gate_pairs=str(gate_file))
+    assert choose_precision(test_model_dir, options).reason == reason
+
+
+def test_auto_takes_openvino_fp32_only_because_it_is_exact(test_model_dir, gate_file, reference, monkeypatch):
+    monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2")
+    scorer = load_scorer(test_model_dir, precision="auto", gate_pairs=str(gate_file))
+    assert scorer.mode == "fp32-openvino", scorer.choice.reason
+    assert "fp32-openvino passed the fidelity gate" in scorer.choice.reason
+    pairs = [(p["query"], p["document"]) for p in reference]
+    assert scorer.score(pairs).values == pytest.approx([p["logit"] for p in reference], abs=1e-4)
+
+
+def test_an_exact_mode_must_match_the_logits_too():
+    scores = np.arange(10, dtype=float)
+    shifted = fidelity(scores, scores + 0.01, [10])  # same ranking, every logit off by 0.01
+    assert shifted.passes() and not shifted.passes(exact=True)
+    assert "not exact" in shifted.failures(exact=True)[0]
 
 
 def test_int8_really_is_a_different_model_close_to_fp32(test_model_dir, reference, scorer, tmp_path, monkeypatch):
