@@ -8,6 +8,7 @@ SIGKILL after a grace period. Probes use plain HTTP and never raise.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -128,6 +129,16 @@ def stop(pid: int, grace_s: float = 30.0) -> bool:
     while alive(pid):
         time.sleep(0.1)
     return True
+
+
+def stop_recorded(state_file: Path, grace_s: float) -> bool:
+    """Stop the process whose pid a server's state file records, and forget it; True if one was stopped."""
+    try:
+        pid = int(json.loads(state_file.read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return False
+    state_file.unlink(missing_ok=True)
+    return stop(pid, grace_s=grace_s)
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -269,7 +269,8 @@ def choose_precision(folder: Path, options: ScorerOptions, modes: Sequence[Mode]
         figures[mode] = result.shown()
         claims_fp32 = mode == "fp32-openvino"
         if result.passes(exact=claims_fp32):
-            return PrecisionChoice(mode, f"{mode} passed the fidelity gate on {source}: {result.shown()}", figures)
+            passed = f"{mode} passed the fidelity gate on {source}: {result.shown()}"
+            return PrecisionChoice(mode, passed + (f" (not taken: {'; '.join(notes)})" if notes else ""), figures)
         if asked != "auto":
             raise ConfigError(
                 f"--precision {mode} changes the ranking too much on {source}: {'; '.join(result.failures())} "

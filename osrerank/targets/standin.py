@@ -110,12 +110,7 @@ class StandIn:
 
     def stop(self) -> bool:
         """Stop the stand-in if it runs; True if one was stopped."""
-        try:
-            pid = int(json.loads(self.state_file.read_text())["pid"])
-        except (OSError, ValueError, KeyError):
-            return False
-        self.state_file.unlink(missing_ok=True)
-        return process.stop(pid, grace_s=10)
+        return process.stop_recorded(self.state_file, grace_s=10)
 
 
 def _same(running: ServeOptions, wanted: ServeOptions) -> bool:

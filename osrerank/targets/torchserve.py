@@ -181,12 +181,7 @@ class TorchServe:
 
     def stop(self) -> bool:
         """Stop TorchServe if it runs; True if it did."""
-        try:
-            pid = int(json.loads(self.state_file.read_text())["pid"])
-        except (OSError, ValueError, KeyError):
-            return False
-        self.state_file.unlink(missing_ok=True)
-        return process.stop(pid, grace_s=20)
+        return process.stop_recorded(self.state_file, grace_s=20)
 
 
 class TorchServeTarget(RemoteTarget):

@@ -87,6 +87,39 @@ def test_deploy_switches_the_pipeline(trained, local_cluster, test_model_dir, tm
         Reranker(settings).teardown(keep_index=True)
 
 
+@pytest.mark.parametrize("target", ["standin", "opensearch"])
+def test_the_trained_folder_scores_like_pytorch_through_the_cluster(trained, local_cluster, target):
+    """The trained folder deploys unchanged on the stand-in and inside the cluster, and its scores through
+    the cluster are its PyTorch logits (sentence-transformers' CrossEncoder, no activation) to 1e-4. Both cut
+    pairs at the length it was trained with (128 here: its tokenizer_config says so), as sentence-transformers
+    loads it."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    out, _ = trained
+    name = f"trained-{target[:5]}"
+    settings = Settings(
+        opensearch_url=local_cluster.url,
+        model=str(out),
+        target=target,
+        activation="none",
+        name=name,
+        pipeline=f"{name}-rerank",
+        index=f"{name}-docs",
+    )
+    query = "Vitamin D deficiency is linked to an increased risk of fractures."
+    docs = [line for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()[:6]]
+    docs = [json.loads(d)["title"] + " " + json.loads(d)["text"] for d in docs]
+    pytorch = CrossEncoder(str(out), activation_fn=torch.nn.Identity())
+    expected = pytorch.predict([(query, d) for d in docs])
+    reranker = Reranker(settings)
+    try:
+        reranker.setup()
+        assert reranker.predict(query, docs) == pytest.approx(expected.tolist(), abs=1e-4)
+    finally:
+        reranker.teardown()
+
+
 def dataset_with(tmp_path: Path, qrels: str, queries: list[dict] | None = None) -> Path:
     folder = tmp_path / "data"
     (folder / "qrels").mkdir(parents=True)
