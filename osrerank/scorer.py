@@ -238,12 +238,12 @@ def choose_precision(folder: Path, options: ScorerOptions, modes: Sequence[Mode]
             raise ConfigError(f"--precision {asked}: {why}")
     source = options.gate_pairs or "the built-in sample (Python standard library docstrings)"
     groups = load_gate_pairs(options.gate_pairs) if options.gate_pairs else builtin_gate_pairs()
-    exact = PairScorer(folder, replace(options, precision="fp32"))
-    key = [hashlib.sha256(exact.onnx_file.read_bytes()).hexdigest(), options.kind, str(options.max_length)]
+    key = [hashlib.sha256(onnx_path(folder).read_bytes()).hexdigest(), options.kind, str(options.max_length)]
     notes, figures, reference_scores = [], {}, []
 
-    def reference(pairs: list[tuple[str, str]]) -> np.ndarray:  # fp32 runs once for every candidate
+    def reference(pairs: list[tuple[str, str]]) -> np.ndarray:  # fp32, loaded and run once, on a cache miss only
         if not reference_scores:
+            exact = PairScorer(folder, replace(options, precision="fp32"))
             reference_scores.append(exact.score(pairs).values)
         return reference_scores[0]
 
