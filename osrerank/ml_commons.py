@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .backoff import Backoff
 from .errors import Conflict, NotFound, OpenSearchError
 from .opensearch import Cluster
 from .types import Found
@@ -60,7 +61,7 @@ class MLCommons:
     def delete_model_group(self, group_id: str, wait_s: float = 10.0) -> bool:
         """Delete one model group; False if it was already gone. ml-commons sees a just-deleted model
         version for a moment and answers 409 meanwhile."""
-        deadline = time.monotonic() + wait_s
+        deadline, pause = time.monotonic() + wait_s, Backoff()
         while True:
             try:
                 self.cluster.call("DELETE", f"{ML}/model_groups/{group_id}")
@@ -70,7 +71,7 @@ class MLCommons:
             except Conflict:
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.5)
+                pause.sleep()
 
     # ------------------------------------------------------------------ models
     def find_models(self, name: str, *, algorithm: str | None = None) -> list[dict[str, Any]]:
@@ -121,11 +122,11 @@ class MLCommons:
         task or even ``model_state: DEPLOY_FAILED`` on a model the node serves."""
         task = self.cluster.call("POST", f"{ML}/models/{model_id}/_deploy")["task_id"]
         self.wait_task(task, timeout_s)
-        deadline = time.monotonic() + 30
+        deadline, pause = time.monotonic() + 30, Backoff()
         while self.model(model_id).get("model_state") != "DEPLOYED":
             if time.monotonic() > deadline:  # the task ends a moment before the model's state says so
                 raise OpenSearchError(f"model {model_id} is not DEPLOYED 30 s after its deploy task ended")
-            time.sleep(0.5)
+            pause.sleep()
 
     def predict(self, model_id: str, query: str, docs: list[str], timeout: float | None = None) -> list[float]:
         """Scores for ``docs`` against ``query``, in document order."""
@@ -143,7 +144,7 @@ class MLCommons:
         """Undeploy, then delete. ml-commons updates the model's state after _undeploy returns, and an
         undeploy that lands while a deploy is still running is lost, so both are repeated until the
         delete goes through."""
-        deadline = time.monotonic() + wait_s
+        deadline, pause = time.monotonic() + wait_s, Backoff(longest_s=1.0)
         while True:
             try:
                 self.cluster.call("POST", f"{ML}/models/{model_id}/_undeploy")
@@ -154,7 +155,7 @@ class MLCommons:
             except OpenSearchError as exc:
                 if exc.status != 400 or "deployed state" not in str(exc) or time.monotonic() > deadline:
                     raise
-                time.sleep(1.0)
+                pause.sleep()
 
     # ------------------------------------------------------------------ tasks
     def model_tasks(self, model_id: str) -> list[dict[str, Any]]:
@@ -163,7 +164,7 @@ class MLCommons:
 
     def wait_task(self, task_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
         """Poll a task until it completes; raise with its error if it fails."""
-        deadline = time.monotonic() + timeout_s
+        deadline, pause = time.monotonic() + timeout_s, Backoff()
         while time.monotonic() < deadline:
             task = self.cluster.call("GET", f"{ML}/tasks/{task_id}")
             state = task.get("state")
@@ -171,5 +172,5 @@ class MLCommons:
                 return dict(task)
             if state in ("FAILED", "CANCELLED", "COMPLETED_WITH_ERROR"):
                 raise OpenSearchError(f"ml-commons task {task_id} {state}: {task.get('error', 'no error given')}")
-            time.sleep(0.5)
+            pause.sleep()
         raise OpenSearchError(f"ml-commons task {task_id} did not finish within {timeout_s:.0f}s")

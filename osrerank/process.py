@@ -19,6 +19,7 @@ from pathlib import Path
 
 import requests
 
+from .backoff import Backoff
 from .errors import OsRerankError
 
 __all__ = ["alive", "free_port", "http_ok", "port_in_use", "spawn", "stop", "tail", "wait_ready"]
@@ -85,13 +86,13 @@ def wait_ready(
 ) -> None:
     """Poll ``ready`` until it holds; raise ``error`` with the log's tail if the process exits or time runs out
     (then the process is stopped: nothing is left half-started)."""
-    deadline = time.monotonic() + timeout_s
+    deadline, pause = time.monotonic() + timeout_s, Backoff()
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise error(f"{what} exited while starting (code {proc.returncode}). Last lines of {log}:\n{tail(log)}")
         if ready():
             return
-        time.sleep(0.5)
+        pause.sleep()
     stop(proc.pid)
     raise error(f"{what} did not become ready within {timeout_s:.0f}s. Last lines of {log}:\n{tail(log)}")
 

@@ -167,10 +167,8 @@ class PairScorer:
     # ------------------------------------------------------------------ internals
     def _forward(self, encodings: list[Any]) -> np.ndarray:
         """Run the model over encodings, grouped by length into batches; output rows in input order."""
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         outputs: list[np.ndarray | None] = [None] * len(encodings)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        for chunk in length_batches([len(e.ids) for e in encodings], self.batch_size):
             width = max(len(encodings[i].ids) for i in chunk)
             ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
             mask = np.zeros((len(chunk), width), dtype=np.int64)
@@ -190,6 +188,25 @@ class PairScorer:
             for row, i in enumerate(chunk):
                 outputs[i] = result[row]
         return np.stack(outputs)  # type: ignore[arg-type]
+
+
+#: A batch's longest pair may be at most this many times its shortest: padding stays under 10%.
+BATCH_SPREAD = 1.1
+
+
+def length_batches(lengths: Sequence[int], size: int, spread: float = BATCH_SPREAD) -> list[list[int]]:
+    """Indices grouped for the model: sorted by token length, at most ``size`` per batch, and a new batch
+    whenever a pair is more than ``spread`` times the batch's shortest. Every pair in a batch is padded to
+    the longest, so one 512-token document among 40-token ones would otherwise make the whole batch cost
+    512 tokens a pair: on the nasty-texts set (one long text in 27) that was 15x the work, and on SciFact
+    top-100 windows (one request each) fixed slices of 32 ran about 1.3x slower."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if batches and len(batches[-1]) < size and lengths[i] <= spread * max(lengths[batches[-1][0]], 1):
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -78,32 +78,43 @@ def raw_standin(test_model_dir):
     process.stop()
 
 
+@pytest.fixture(scope="module")
+def models(os_client, standin, raw_standin, test_model_dir):
+    """Registers one model per (template, activation) the first time a test asks, for the whole module: the
+    tests only read through them, and removing a remote model that has predicted costs ml-commons about 2 s
+    (its undeploy closes the connector's HTTP client)."""
+    made = {}
+
+    def model(param):
+        if param not in made:
+            template, activation = param
+            server = raw_standin if (template, activation) == ("torchserve-pairs", "none") else standin
+            settings = Settings(
+                name=f"t-{template}-{activation}", template=template, model=str(test_model_dir), activation=activation
+            )
+            made[param] = (server, settings, make_model(os_client, settings, url(server, template, settings.name)))
+        return made[param]
+
+    yield model
+    for _, settings, model_id in made.values():
+        cleanup(os_client, settings, model_id)
+
+
 @pytest.fixture(
     params=[
         (t, a) for a in ("sigmoid", "none") for t in TEMPLATES if a == "sigmoid" or connector_template(t).raw_scores
     ],
     ids="-".join,
 )
-def template_model(request, os_client, standin, raw_standin, test_model_dir):
+def template_model(request, models):
     """A model registered on each template, scoring sigmoids or raw logits."""
-    yield from registered(request.param, os_client, standin, raw_standin, test_model_dir)
+    return models(request.param)
 
 
 @pytest.fixture(params=[(t, "sigmoid") for t in TEMPLATES], ids="-".join)
-def sigmoid_template_model(request, os_client, standin, raw_standin, test_model_dir):
+def sigmoid_template_model(request, models):
     """The same, sigmoid only: where the activation cannot matter (how a query travels), once per template."""
-    yield from registered(request.param, os_client, standin, raw_standin, test_model_dir)
-
-
-def registered(param, os_client, standin, raw_standin, test_model_dir):
-    template, activation = param
-    server = raw_standin if (template, activation) == ("torchserve-pairs", "none") else standin
-    settings = Settings(
-        name=f"t-{template}-{activation}", template=template, model=str(test_model_dir), activation=activation
-    )
-    model_id = make_model(os_client, settings, url(server, template, settings.name))
-    yield server, settings, model_id
-    cleanup(os_client, settings, model_id)
+    return models(request.param)
 
 
 def received(server):

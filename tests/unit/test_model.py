@@ -9,7 +9,7 @@ import pytest
 
 from osrerank.errors import ModelLoadError
 from osrerank.model import activate, resolve_model_dir
-from osrerank.scorer import load_scorer
+from osrerank.scorer import length_batches, load_scorer
 
 
 def test_reference_logits_and_sigmoid_in_one_batch(scorer, reference):
@@ -24,6 +24,22 @@ def test_one_pair_at_a_time_equals_batch(scorer, reference):
     batch = scorer.score(pairs).values
     single = np.array([scorer.score([pair]).values[0] for pair in pairs])
     np.testing.assert_allclose(single, batch, atol=1e-4, rtol=0)
+
+
+def test_batches_hold_similar_lengths_and_every_pair_once():
+    lengths = [512, 40, 41, 12, 44, 13, 300, 330, 45, 40, 40, 40]
+    batches = length_batches(lengths, size=3)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 3 for b in batches)
+    assert all(max(lengths[i] for i in b) <= 1.1 * min(lengths[i] for i in b) for b in batches)
+    assert [sorted(lengths[i] for i in b) for b in batches] == [
+        [12, 13],
+        [40, 40, 40],
+        [40, 41, 44],
+        [45],
+        [300, 330],
+        [512],
+    ]
 
 
 def test_truncation_is_reported_for_long_pairs(scorer, reference):
