@@ -63,7 +63,9 @@ class ServerThread:
         from osrerank.process import free_port
 
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        # a test's server may hold a request open on purpose (a slow model): on exit it gets 1 s, not forever
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
@@ -197,11 +199,10 @@ def scifact_index(os_client: Any) -> Iterator[str]:
     os_client.call("DELETE", f"/{index}", params={"ignore_unavailable": "true"})
 
 
-@pytest.fixture
-def gate_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture(scope="session")
+def gate_pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six SciFact claims, eight abstracts each: small enough for a unit test, and (measured) int8 on the test
     model moves its ranking far past the gate here (Spearman about 0.98)."""
-    monkeypatch.setenv("OSRERANK_CACHE", str(tmp_path / "cache"))
     corpus = []
     with (SCIFACT / "corpus.jsonl").open() as lines:
         for line in lines:
@@ -210,7 +211,7 @@ def gate_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             if len(corpus) > 400:
                 break
     queries = [json.loads(line)["text"] for line in (SCIFACT / "queries.jsonl").read_text().splitlines()[:6]]
-    path = tmp_path / "gate.jsonl"
+    path = tmp_path_factory.mktemp("gate") / "gate.jsonl"
     path.write_text(
         "".join(
             json.dumps({"query": q, "documents": [corpus[(i * 7 + j) % len(corpus)] for j in range(8)]}) + "\n"
@@ -218,3 +219,12 @@ def gate_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         )
     )
     return path
+
+
+@pytest.fixture
+def gate_file(gate_pairs: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The gate pairs, with a kit cache shared by every test that uses them (in this process and the stand-ins
+    it starts): the quantized graph and each mode's gate result are measured once per session, as they are
+    once per machine for a user. tests/unit/test_precision.py measures into a fresh cache where that matters."""
+    monkeypatch.setenv("OSRERANK_CACHE", str(gate_pairs.parent / "cache"))
+    return gate_pairs

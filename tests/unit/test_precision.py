@@ -64,9 +64,10 @@ def test_int8_that_moves_the_ranking_is_refused_with_its_figures(test_model_dir,
     assert "Spearman 0.9" in message and "< 0.999" in message and "--precision fp32" in message
 
 
-def test_auto_without_a_passing_mode_falls_back_to_fp32_and_says_why(test_model_dir, gate_file, monkeypatch):
+def test_auto_without_a_passing_mode_falls_back_to_fp32_and_says_why(test_model_dir, gate_file, monkeypatch, tmp_path):
     """What a user without the openvino extra gets on an AVX2 CPU: bf16 cannot run, int8 fails the gate."""
     monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2")
+    monkeypatch.setenv("OSRERANK_CACHE", str(tmp_path / "cache"))  # its own: it checks what is measured and kept
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
     scorer = load_scorer(test_model_dir, precision="auto", gate_pairs=str(gate_file))
     assert scorer.mode == "fp32" and scorer.choice.mode == "fp32"
@@ -74,7 +75,7 @@ def test_auto_without_a_passing_mode_falls_back_to_fp32_and_says_why(test_model_
     assert "bf16: this CPU" in reason and "int8 failed the fidelity gate" in reason
     assert "fp32-openvino: OpenVINO is not installed" in reason
     assert "int8" in scorer.choice.figures  # the measured figures, for /ping and the log
-    gate_cache = list((gate_file.parent / "cache" / "precision-gate").glob("*.json"))
+    gate_cache = list((tmp_path / "cache" / "precision-gate").glob("*.json"))
     assert len(gate_cache) == 1  # measured once; a second start reads it
     options = ScorerOptions(model=str(test_model_dir), precision="auto", gate_pairs=str(gate_file))
     assert choose_precision(test_model_dir, options).reason == reason
