@@ -78,8 +78,8 @@ def package_model(
     }
     tokenizer["padding"] = None
     buffer = io.BytesIO()
-    # stored, not deflated: float weights barely compress (92 -> 84 MB for MiniLM-L6) and deflating took 4 s
-    # of every setup and teardown (both hash the zip)
+    # stored, not deflated: float weights barely compress (92 -> 84 MB for MiniLM-L6), and deflating took
+    # about 4 s of every setup (which packages and hashes the zip to find the model again)
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for name, content in (
             ("model.onnx", graph_model.SerializeToString()),

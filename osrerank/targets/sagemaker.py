@@ -25,6 +25,7 @@ from ..config import Settings
 from ..errors import AwsError, ConfigError, ToolMissingError
 from ..types import Action, Found, Progress, quiet
 from .base import Endpoint, RemoteTarget, credentials_from_env
+from .sagemaker_artifact import digest, is_local_folder, remove, upload
 
 __all__ = ["OWNER_TAG", "SageMakerDeployment", "SageMakerTarget", "aws_errors", "runtime_url"]
 
@@ -92,18 +93,25 @@ class SageMakerDeployment:
     def wanted(self) -> dict[str, Any]:
         """The deployment settings that define "the same endpoint"; their hash is the config tag."""
         s = self.settings
-        if Path(s.model).expanduser().exists() or s.model.count("/") != 1:
+        if is_local_folder(s.model):  # uploaded as model.tar.gz; its digest makes a changed folder "other settings"
+            source: dict[str, Any] = {
+                "env": {"HF_TASK": "text-classification"},
+                "model_data_digest": digest(Path(s.model).expanduser()),
+            }
+        elif Path(s.model).expanduser().exists() or s.model.count("/") != 1:
             raise ConfigError(
-                f"the SageMaker target deploys a Hugging Face Hub id (HF_MODEL_ID), not {s.model!r}; "
-                "pass --model org/name, e.g. cross-encoder/ms-marco-MiniLM-L-6-v2"
+                f"the SageMaker target deploys a Hugging Face Hub id (HF_MODEL_ID) or a model folder, not "
+                f"{s.model!r}; pass --model org/name (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2) or a folder"
             )
+        else:
+            source = {"env": {"HF_MODEL_ID": s.model, "HF_TASK": "text-classification"}}
         capacity: dict[str, Any] = (
             {"serverless_memory_mb": s.serverless_memory_mb, "serverless_max_concurrency": s.serverless_max_concurrency}
             if s.serverless_memory_mb
             else {"instance_type": s.instance_type, "instance_count": s.instance_count}
         )
         return {
-            "env": {"HF_MODEL_ID": s.model, "HF_TASK": "text-classification"},
+            **source,
             "transformers_version": s.transformers_version,
             "pytorch_version": s.pytorch_version,
             "py_version": s.py_version,
@@ -191,8 +199,11 @@ class SageMakerDeployment:
             )
         w = self.wanted()
         session = sagemaker.Session(boto_session=self.boto)
+        folder = Path(self.settings.model).expanduser()
+        model_data = upload(session, folder, self.endpoint_name) if "model_data_digest" in w else None
         return HuggingFaceModel(
             role=role,
+            model_data=model_data,
             env=w["env"],
             transformers_version=w["transformers_version"],
             pytorch_version=w["pytorch_version"],
@@ -298,9 +309,11 @@ class SageMakerDeployment:
     def teardown(self, *, dry_run: bool = False) -> list[str]:
         """Delete the endpoint, its endpoint configs and models, each only if tagged created-by=osrerank."""
         sm = self.client("sagemaker")
+        local = is_local_folder(self.settings.model)
+        uploaded = remove(self.boto, self.endpoint_name, dry_run=dry_run) if local else []
         endpoint = self.find()
         if endpoint is None or endpoint["tags"].get("created-by") != "osrerank":
-            return []
+            return [f"S3 object {u}" for u in uploaded]
         configs = {endpoint["EndpointConfigName"]}
         listed = sm.list_endpoint_configs(NameContains=self.endpoint_name)["EndpointConfigs"]  # older, from --update
         configs |= {c["EndpointConfigName"] for c in listed if c["EndpointConfigName"].startswith(self.endpoint_name)}
@@ -324,6 +337,7 @@ class SageMakerDeployment:
             [f"SageMaker endpoint {self.endpoint_name}"]
             + [f"SageMaker endpoint config {c}" for c in owned_configs]
             + [f"SageMaker model {m}" for m in owned_models]
+            + [f"S3 object {u}" for u in uploaded]
         )
 
     def _remove_autoscaling(self) -> None:
@@ -358,7 +372,7 @@ class SageMakerTarget(RemoteTarget):
         return SageMakerDeployment(self.settings, self.progress)
 
     def check_server(self) -> None:
-        self.deployment().wanted()  # a local folder instead of a hub id fails here
+        self.deployment().wanted()  # a path that is neither a Hub id nor a model folder fails here
 
     def start_server(self) -> Endpoint:
         with aws_errors(f"deploying the SageMaker endpoint for {self.settings.model}"):

@@ -17,6 +17,8 @@ from osrerank.errors import ConfigError, ModelLoadError
 from osrerank.reranker import Reranker
 from osrerank.train import TrainOptions, train
 
+from ..unit.test_sagemaker_deploy import aws, deploys_a_model_folder  # noqa: F401  (aws is a fixture)
+
 pytestmark = pytest.mark.integration
 
 
@@ -120,6 +122,13 @@ def test_the_trained_folder_scores_like_pytorch_through_the_cluster(trained, loc
         assert reranker.predict(query, docs) == pytest.approx(expected.tolist(), abs=1e-4)
     finally:
         reranker.teardown()
+
+
+def test_the_trained_folder_deploys_to_sagemaker(trained, aws):  # noqa: F811
+    """The SageMaker path takes the trained folder as it is (moto stands in for AWS): uploaded once as
+    model.tar.gz with its PyTorch weights and tokenizer, reused, and removed by teardown."""
+    out, _ = trained
+    deploys_a_model_folder(aws, out)
 
 
 def dataset_with(tmp_path: Path, qrels: str, queries: list[dict] | None = None) -> Path:

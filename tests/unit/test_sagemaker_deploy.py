@@ -162,8 +162,80 @@ def test_missing_role_bad_region_and_local_folder_are_clear_errors(aws, tmp_path
         SageMakerDeployment(Settings(region=REGION)).deploy()
     with pytest.raises(ConfigError, match="region 'mars-1' has no SageMaker"):
         SageMakerDeployment(settings(aws).model_copy(update={"region": "mars-1"})).deploy()
-    with pytest.raises(ConfigError, match="Hugging Face Hub id"):
+    with pytest.raises(ConfigError, match="has no PyTorch weights"):  # the DLC runs PyTorch: an ONNX-only folder
         SageMakerDeployment(settings(aws, model=str(tmp_path))).deploy()
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ConfigError, match=r"Hugging Face Hub id .* or a model folder"):
+        SageMakerDeployment(settings(aws, model=str(tmp_path / "notes.txt"))).deploy()
+
+
+def hf_folder(path, weights: bytes = b"weights"):
+    """A model folder as transformers saves one (contents do not matter to SageMaker's API), plus what the
+    archive must leave out."""
+    path.mkdir()
+    for name, content in {
+        "config.json": b"{}",
+        "model.safetensors": weights,
+        "tokenizer.json": b"{}",
+        "TRAINING.md": b"report",
+    }.items():
+        (path / name).write_bytes(content)
+    (path / "onnx").mkdir()
+    (path / "onnx" / "model.onnx").write_bytes(b"graph")
+    return path
+
+
+def archive_names(uri: str) -> list[str]:
+    import io
+    import tarfile
+
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    body = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        return sorted(archive.getnames())
+
+
+def s3_keys() -> list[str]:
+    s3 = boto3.client("s3", region_name=REGION)
+    return [
+        o["Key"] for b in s3.list_buckets()["Buckets"] for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])
+    ]
+
+
+def deploys_a_model_folder(role: str, folder) -> None:
+    """A local folder goes up as model.tar.gz (once), the model points at it with HF_TASK and no hub id, a
+    second deploy reuses everything, changed weights are other settings, and teardown removes the archive."""
+    deployment = SageMakerDeployment(settings(role, model=str(folder)))
+    assert deployment.deploy().action == "created"
+    sm = boto3.client("sagemaker", region_name=REGION)
+    config = sm.describe_endpoint(EndpointName="kit-cross-encoder")["EndpointConfigName"]
+    model_name = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]["ModelName"]
+    container = sm.describe_model(ModelName=model_name)["PrimaryContainer"]
+    assert container["Environment"]["HF_TASK"] == "text-classification"
+    assert "HF_MODEL_ID" not in container["Environment"]
+    uri = container["ModelDataUrl"]
+    assert uri.startswith(f"s3://sagemaker-{REGION}-") and "/osrerank/kit-cross-encoder/" in uri
+    names = archive_names(uri)
+    assert "model.safetensors" in names and "config.json" in names and "tokenizer.json" in names
+    assert not any(n.startswith("onnx") or n == "TRAINING.md" for n in names)
+    before, keys = inventory(), s3_keys()
+    assert SageMakerDeployment(settings(role, model=str(folder))).deploy().action == "reused"
+    assert (inventory(), s3_keys()) == (before, keys) and len(keys) == 1
+    removed = SageMakerDeployment(settings(role, model=str(folder))).teardown()
+    assert f"S3 object {uri}" in removed
+    assert inventory() == ([], [], []) and s3_keys() == []
+
+
+def test_a_model_folder_is_uploaded_once_and_removed_by_teardown(aws, tmp_path):
+    deploys_a_model_folder(aws, hf_folder(tmp_path / "m"))
+
+
+def test_a_changed_model_folder_is_other_settings(aws, tmp_path):
+    folder = hf_folder(tmp_path / "m")
+    SageMakerDeployment(settings(aws, model=str(folder))).deploy()
+    (folder / "model.safetensors").write_bytes(b"retrained")
+    with pytest.raises(AwsError, match="exists with different settings"):
+        SageMakerDeployment(settings(aws, model=str(folder))).deploy()
 
 
 def test_failed_endpoint_state_names_the_reason(aws):
