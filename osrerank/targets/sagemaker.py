@@ -307,7 +307,8 @@ class SageMakerDeployment:
 
     # ----------------------------------------------------------------- teardown
     def teardown(self, *, dry_run: bool = False) -> list[str]:
-        """Delete the endpoint, its endpoint configs and models, each only if tagged created-by=osrerank."""
+        """Delete the endpoint, its endpoint configs and models, each only if tagged created-by=osrerank, and
+        (for a model folder) the archives uploaded for this endpoint, even when the endpoint never came up."""
         sm = self.client("sagemaker")
         local = is_local_folder(self.settings.model)
         uploaded = remove(self.boto, self.endpoint_name, dry_run=dry_run) if local else []
