@@ -33,12 +33,24 @@ def name_for(target: str) -> str:
 
 
 def prepare(
-    model: str, kind: str = "cross-encoder", target: str = "standin", precision: str = "fp32"
+    model: str,
+    kind: str = "cross-encoder",
+    target: str = "standin",
+    precision: str = "fp32",
+    max_batch: int | None = None,
 ) -> tuple[Reranker, Cluster, list[str]]:
-    """Set up (idempotent) and index SciFact once; returns the reranker, cluster and the test queries."""
+    """Set up (idempotent) and index SciFact once; returns the reranker, cluster and the test queries. With
+    ``max_batch`` the pipeline calls the model once per hit (setup --max-batch)."""
     name = name_for(target)
     settings = Settings(
-        model=model, kind=kind, target=target, name=name, pipeline=f"{name}-rerank", timeout_s=60, precision=precision
+        model=model,
+        kind=kind,
+        target=target,
+        name=name,
+        pipeline=f"{name}-rerank",
+        timeout_s=60,
+        precision=precision,
+        max_batch=max_batch,
     )
     reranker = Reranker(settings, lambda m: print(f"• {m}", flush=True))
     model_id = reranker.setup().model_id

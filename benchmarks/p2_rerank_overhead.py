@@ -4,10 +4,12 @@ For top-10/50/100 windows over SciFact test queries, per query: ``_search`` thro
 BM25 alone (same request, no pipeline), and, for the stand-in, the direct model call for the same
 pairs. Overhead = pipeline - BM25 - model: the cost of ml-commons, the connector and the processor.
 With ``--targets standin,opensearch`` the in-cluster model (issue 9) runs in the same run for comparison:
-there the model cannot be called apart from the node, so its line shows pipeline - BM25.
+there the model cannot be called apart from the node, so its line shows pipeline - BM25. With
+``--max-batch N`` the pipeline calls the model once per hit (setup --max-batch), so overhead is what those
+parallel one-document calls cost against the one direct call of the whole window.
 
     python benchmarks/p2_rerank_overhead.py [--model DIR] [--queries 30] [--targets standin,opensearch]
-        [--precision auto]
+        [--precision auto] [--max-batch 32]
 """
 
 from __future__ import annotations
@@ -37,15 +39,17 @@ def main() -> int:
     parser.add_argument("--windows", default="10,50,100")
     parser.add_argument("--targets", default="standin", help="standin and/or opensearch, comma-separated")
     parser.add_argument("--precision", default="fp32", help="the model's --precision (auto: what setup picks)")
+    parser.add_argument("--max-batch", type=int, help="the pipeline calls the model once per hit (setup --max-batch)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     session = requests.Session()
     figures: dict[str, dict[str, float]] = {}
     for target in args.targets.split(","):
-        _, cluster, queries = prepare(args.model, args.kind, target, args.precision)
+        _, cluster, queries = prepare(args.model, args.kind, target, args.precision, args.max_batch)
         queries = queries[: args.queries]
-        print(f"P2 target {target}: {len(queries)} SciFact queries, model {args.model}")
+        shape = f"one call per hit (--max-batch {args.max_batch})" if args.max_batch else "one call per search"
+        print(f"P2 target {target}: {len(queries)} SciFact queries, model {args.model}, {shape}")
         for k in (int(w) for w in args.windows.split(",")):
             search(cluster, queries[0], k, True, target)  # warm-up
             rows: dict[str, list[float]] = {"pipeline": [], "bm25": [], "rerank": []}

@@ -148,8 +148,8 @@ class Settings(BaseModel):
     max_batch: int | None = Field(
         None,
         ge=1,
-        description="Most documents the model server takes in one request (TEI's --max-client-batch-size): "
-        "searches that would send more are refused with a clear error.",
+        description="Most texts the model server takes in one request (TEI's --max-client-batch-size): the pipeline "
+        "then calls the model once per hit (in parallel), so any page or window fits.",
         json_schema_extra=_cli("pipeline"),
     )
 

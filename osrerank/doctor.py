@@ -15,6 +15,7 @@ from .config import Settings
 from .errors import NotFound, OpenSearchError, OsRerankError
 from .ml_commons import MLCommons
 from .model import check_model, onnx_path, read_json
+from .pipeline import per_document
 from .reranker import Reranker
 
 __all__ = ["Finding", "diagnose"]
@@ -196,11 +197,13 @@ def _deployed(c: Context) -> list[Finding]:
                 "tear down and set up again",
             )
         )
-    window = max(c.settings.window or 10, 10)
-    texts = window * (c.settings.chunk.passages if c.settings.chunk else 1)
+    passages = c.settings.chunk.passages if c.settings.chunk else 1
+    # with --max-batch the pipeline sends one document (its passages) per call; else the whole window at once
+    texts = passages if per_document(c.settings) else max(c.settings.window or 10, 10) * passages
+    what = "one document" if per_document(c.settings) else "the window"
     try:
         c.ml.predict(model_id, "osrerank doctor", ["a document"] * texts, timeout=c.settings.timeout_s + 5)
-        findings.append(Finding("batch limit", "ok", f"the model server scored {texts} texts in one call (the window)"))
+        findings.append(Finding("batch limit", "ok", f"the model server scored {texts} texts in one call ({what})"))
     except OpenSearchError as exc:
         findings.append(
             Finding(
@@ -208,7 +211,7 @@ def _deployed(c: Context) -> list[Finding]:
                 "problem",
                 f"the model server failed on {texts} texts in one call: {str(exc)[:300]}",
                 "raise the server's per-request limit (TEI: --max-client-batch-size), "
-                "or set --max-batch to it and a --window within it",
+                "or set --max-batch to it (the pipeline then calls the model once per hit)",
             )
         )
     return findings

@@ -11,18 +11,38 @@ from .opensearch import Cluster
 from .templates import render
 from .types import Found
 
-__all__ = ["check_pipeline", "delete_pipeline", "ensure_pipeline", "render_pipeline", "set_default_pipeline"]
+__all__ = [
+    "check_pipeline",
+    "delete_pipeline",
+    "ensure_pipeline",
+    "per_document",
+    "render_pipeline",
+    "set_default_pipeline",
+]
+
+
+def per_document(settings: Settings) -> bool:
+    """Whether the pipeline calls the model once per hit: when the model server caps texts per request
+    (``--max-batch``), a page or window larger than the cap must not reach it as one call."""
+    return bool(settings.max_batch)
 
 
 def check_pipeline(settings: Settings) -> None:
     """Refuse pipeline settings that could only fail at search time."""
-    chunk = settings.chunk
-    texts = (settings.window or 0) * (chunk.passages if chunk else 1)
-    if settings.max_batch and texts > settings.max_batch:
+    if per_document(settings) and settings.on_model_failure == "first-stage":
+        # measured on 3.6.0: when its calls fail, ml_inference passes the hits on in the order the calls
+        # ended, so a window's first-stage top N would be lost
         raise ConfigError(
-            f"--window {settings.window} sends up to {texts} texts per model call"
-            + (f" ({chunk.passages} passages per document)" if chunk else "")
-            + f", more than --max-batch {settings.max_batch}: lower the window, or raise the model server's limit"
+            "--on-model-failure first-stage cannot go with --max-batch: the per-hit model calls that --max-batch "
+            "needs return failed hits in the order the calls ended, not in first-stage order. Use "
+            "--on-model-failure fail, or raise the model server's per-request limit and drop --max-batch"
+        )
+    chunk = settings.chunk
+    if settings.max_batch and chunk and chunk.passages > settings.max_batch:
+        raise ConfigError(
+            f"--long-documents {settings.long_documents} sends up to {chunk.passages} passages of one document "
+            f"per model call, more than --max-batch {settings.max_batch}: use fewer passages, or raise the model "
+            "server's limit"
         )
 
 
@@ -35,8 +55,8 @@ def render_pipeline(settings: Settings, model_id: str) -> dict[str, Any]:
             "model_id": model_id,
             "document_fields": list(settings.document_fields),
             "window": settings.window or 0,
-            "max_batch": settings.max_batch or 0,
             "fail_open": settings.on_model_failure == "first-stage",
+            "per_document": per_document(settings),
         },
     )
 

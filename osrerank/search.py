@@ -56,8 +56,8 @@ def _fails_open(cluster: Cluster, pipeline: str) -> bool:
         definition = cluster.call("GET", f"/_search/pipeline/{pipeline}").get(pipeline, {})
     except NotFound as exc:
         raise ConfigError(f"search pipeline {pipeline!r} does not exist: run `osrerank setup` first") from exc
-    reranks = [p["rerank"] for p in definition.get("response_processors", []) if "rerank" in p]
-    return any(r.get("ignore_failure") for r in reranks)
+    scorers = [p.get("rerank") or p.get("ml_inference") or {} for p in definition.get("response_processors", [])]
+    return any(s.get("tag") == "osrerank-rerank" and s.get("ignore_failure") for s in scorers)
 
 
 def blend(first: dict[str, float], model: dict[str, float], weight: float) -> dict[str, float]:

@@ -148,16 +148,31 @@ def validate_connector(doc: dict[str, Any]) -> list[str]:
 
 
 def validate_pipeline(doc: dict[str, Any]) -> list[str]:
-    """Problems in a rerank search-pipeline body."""
+    """Problems in a rerank search-pipeline body: one model call per search (``rerank`` with
+    ``ml_opensearch``), or one per hit (``ml_inference`` one_to_one, then ``rerank`` ``by_field``)."""
     problems = []
-    processors = doc.get("response_processors") or []
-    reranks = [p["rerank"] for p in processors if isinstance(p, dict) and "rerank" in p]
+    processors = [p for p in doc.get("response_processors") or [] if isinstance(p, dict)]
+    reranks = [p["rerank"] for p in processors if "rerank" in p]
     if not reranks:
         return ["response_processors has no rerank processor"]
+    per_hit = [p["ml_inference"] for p in processors if "ml_inference" in p]
     for r in reranks:
+        if "by_field" in r:
+            target = (r["by_field"] or {}).get("target_field")
+            if not any(target in m for inference in per_hit for m in inference.get("output_map") or []):
+                problems.append(f"rerank.by_field.target_field {target!r} is written by no ml_inference processor")
+            continue
         if not (r.get("ml_opensearch") or {}).get("model_id"):
             problems.append("rerank.ml_opensearch.model_id is missing")
         fields = (r.get("context") or {}).get("document_fields")
         if not fields or not all(isinstance(f, str) and f for f in fields):
             problems.append("rerank.context.document_fields must be a non-empty list of field names")
+    for inference in per_hit:
+        if not inference.get("model_id"):
+            problems.append("ml_inference.model_id is missing")
+        if inference.get("one_to_one") is not True:
+            problems.append("ml_inference must be one_to_one (one model call per hit)")
+        fields = (inference.get("model_config") or {}).get("osrerank_fields")
+        if not fields or not all(isinstance(f, str) and f for f in fields):
+            problems.append("ml_inference.model_config.osrerank_fields must be a non-empty list of field names")
     return problems

@@ -204,6 +204,40 @@ def test_rerank_pipeline_orders_an_index_of_nasty_strings(template_model, os_cli
         delete_index(os_client, index)
 
 
+def test_one_model_call_per_hit_carries_nasty_texts_exactly(sigmoid_template_model, os_client, scorer, reference):
+    """The --max-batch pipeline (ml_inference one_to_one, then rerank by_field) hands each hit's _source and the
+    request's query to the connector as raw objects, which its pre-process escapes itself: every nasty text,
+    as document (two fields joined, one missing in some documents, one dotted) and as query, reaches the
+    model exactly, one document per request, and the hits come back in the model's order with its scores."""
+    server, settings, model_id = sigmoid_template_model
+    index = f"per-hit-{settings.name}"
+    query = 'What "is" ${parameters.osrerank_doc} \\ {"q": 1} \t' + EXTRA_NASTY[0]
+    bodies = [p["document"] for p in reference if p["query"] == reference[0]["query"]][:6] + EXTRA_NASTY
+    docs = [{"_id": str(i), "doc": {"body": b}} | ({"title": f"T{i} "} if i % 2 else {}) for i, b in enumerate(bodies)]
+    texts = [d.get("title", "") + d["doc"]["body"] for d in docs]
+    create_index(os_client, index, ["title", "doc.body"], recreate=True)
+    load_documents(os_client, index, docs)
+    pipe = f"{settings.name}-per-hit"
+    per_hit = settings.model_copy(update={"document_fields": ("title", "doc.body"), "max_batch": 1})
+    ensure_pipeline(os_client, pipe, render_pipeline(per_hit, model_id))
+    try:
+        requests.delete(f"{server.base_url}/_osrerank/received", timeout=10)
+        body = {"query": {"match_all": {}}, "size": len(docs)}
+        body["ext"] = {"rerank": {"query_context": {"query_text": query}}}
+        reply = os_client.call("POST", f"/{index}/_search", body, params={"search_pipeline": pipe})
+        calls = received(server)
+        assert all(len(c["pairs"]) == 1 for c in calls) and len(calls) == len(docs)
+        assert sorted(tuple(c["pairs"][0]) for c in calls) == sorted((query, t) for t in texts)
+        expected = Expected(reference, scorer, settings.activation, settings.template)
+        want = expected([(query, t) for t in texts])
+        hits = reply["hits"]["hits"]
+        assert [h["_id"] for h in hits] == [str(i) for i in np.argsort(-want, kind="stable")]
+        np.testing.assert_allclose([h["_score"] for h in hits], np.sort(want)[::-1], atol=1e-5, rtol=0)
+    finally:
+        delete_pipeline(os_client, pipe)
+        delete_index(os_client, index)
+
+
 ONE_SCORE_REPLIES = {
     "bedrock-rerank": {"results": [{"index": 0, "relevanceScore": 0.5}]},
     "cohere-rerank": {"id": "x", "results": [{"index": 0, "relevance_score": 0.5}], "meta": {}},

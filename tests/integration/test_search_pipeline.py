@@ -18,6 +18,7 @@ from osrerank.doctor import diagnose
 from osrerank.errors import ConfigError, OpenSearchError
 from osrerank.eval import load_queries
 from osrerank.ingest import RERANK_FIELD, create_index, load_documents
+from osrerank.pipeline import delete_pipeline, ensure_pipeline, render_pipeline
 from osrerank.reranker import Reranker
 from osrerank.search import search_body
 from osrerank.server.run import ServeOptions
@@ -122,32 +123,50 @@ def test_the_model_dies_mid_stream_and_comes_back(local_cluster, test_model_dir,
         r.teardown()
 
 
-def test_batch_limit_of_the_model_server(local_cluster, test_model_dir):
-    """A stand-in limited like a stock TEI (32 texts per request): setup refuses a larger window, the pipeline
-    refuses a larger page with the reason, the server's own refusal is TEI's, and doctor finds it."""
-    with pytest.raises(ConfigError, match="--window 100 sends up to 100 texts"):
-        reranker(local_cluster.url, test_model_dir, "cap", template="tei-rerank", window=100, max_batch=32).setup()
-    r = reranker(local_cluster.url, test_model_dir, "cap", template="tei-rerank", max_batch=32)
+def test_batch_limit_of_the_model_server(local_cluster, test_model_dir, scorer):
+    """A stand-in limited like a stock TEI (32 texts per request). With --max-batch 32 the pipeline calls the
+    model once per hit, so a plain _search of size 100 (window 100) is reranked in full: every score equals a
+    direct call to 1e-5, in the model's order; the server itself still refuses 33 texts in one request (TEI's
+    message), and doctor finds the limit when --max-batch is not set. Fail-open cannot go with it."""
+    tei = {"template": "tei-rerank", "max_batch": 32}
+    with pytest.raises(ConfigError, match="first-stage cannot go with --max-batch"):
+        reranker(local_cluster.url, test_model_dir, "cap", **tei, on_model_failure="first-stage").setup()
+    r = reranker(local_cluster.url, test_model_dir, "cap", **tei, window=100, timeout_s=60)
     stand_in = StandIn("cap")
     try:
         r.setup()
         info = stand_in.info()
-        limited = ServeOptions(**{**info.serve_options.__dict__, "max_client_batch_size": 32})
+        limited = ServeOptions(**{**info.serve_options.__dict__, "max_client_batch_size": 32, "record": True})
         stand_in.start(limited)  # same port: the connector is unchanged
         cluster = r.cluster()
         create_index(cluster, "cap-docs", ["passage_text"], recreate=True)
-        load_documents(cluster, "cap-docs", [{"passage_text": f"{TUTORIAL_PASSAGES[i % 4]} {i}"} for i in range(60)])
-        ok = plain_search(cluster, "cap-docs", search_body(None, ("passage_text",), 32), "cap-rerank")
-        assert len(ok["hits"]["hits"]) == 32
-        with pytest.raises(OpenSearchError, match="takes at most 32 per request"):
-            plain_search(cluster, "cap-docs", search_body(None, ("passage_text",), 33), "cap-rerank")
+        texts = [f"{TUTORIAL_PASSAGES[i % 4]} {i}" for i in range(120)]
+        load_documents(cluster, "cap-docs", [{"_id": str(i), "passage_text": t} for i, t in enumerate(texts)])
+        for size in (100, 10):
+            body = search_body(TUTORIAL_QUERY, ("passage_text",), size)
+            reply = plain_search(cluster, "cap-docs", body, "cap-rerank")
+            hits = reply["hits"]["hits"]
+            assert len(hits) == size
+            plain = search_body(TUTORIAL_QUERY, ("passage_text",), 100, rerank=False)
+            first_stage = cluster.call("POST", "/cap-docs/_search", plain)
+            window = [h["_id"] for h in first_stage["hits"]["hits"]]
+            direct = scorer.predict([(TUTORIAL_QUERY, texts[int(i)]) for i in window])
+            best = np.argsort(-np.asarray(direct), kind="stable")[:size]
+            assert [h["_id"] for h in hits] == [window[i] for i in best]
+            np.testing.assert_allclose([h["_score"] for h in hits], np.asarray(direct)[best], atol=1e-5, rtol=0)
+            assert all("osrerank_score" not in h["_source"] for h in hits)  # by_field removed its field
+        calls = requests.get(f"{info.base_url}/_osrerank/received", timeout=10).json()
+        assert calls and max(len(c["pairs"]) for c in calls) == 1  # one document per request
         token = {"Authorization": f"Bearer {local_secrets().bearer_token}"}
-        direct = requests.post(
+        direct_call = requests.post(
             info.base_url + "/rerank", json={"query": "q", "texts": ["t"] * 33}, headers=token, timeout=30
         )
-        assert direct.status_code == 413 and direct.json()["error"] == "batch size 33 > maximum allowed batch size 32"
+        assert direct_call.status_code == 413
+        assert direct_call.json()["error"] == "batch size 33 > maximum allowed batch size 32"
         findings = diagnose(r.settings.model_copy(update={"max_batch": None, "window": 50}))
         assert any(f.check == "batch limit" and f.level == "problem" for f in findings)
+        findings = diagnose(r.settings)
+        assert any(f.check == "batch limit" and f.level == "ok" for f in findings)
     finally:
         r.teardown()
 
@@ -181,10 +200,22 @@ def test_edge_cases_of_plain_searches(local_cluster, test_model_dir, scorer):
             [(TUTORIAL_QUERY, "Capital" + TUTORIAL_PASSAGES[2]), (TUTORIAL_QUERY, TUTORIAL_PASSAGES[0])]
         )
         assert scores == pytest.approx({"0": expected[0], "1": expected[1]}, abs=1e-5)
-        # no ext.rerank: the rerank processor fails (documented: every reranked search must carry the query)
+        # no ext.rerank: neural-search's rerank processor fails with a null pointer (documented: every reranked
+        # search must carry the query); the per-hit pipeline (--max-batch) refuses it with a 400 naming the ext
         with pytest.raises(OpenSearchError) as missing:
             plain_search(cluster, "edge-docs", {"query": {"match_all": {}}}, "edge-rerank")
-        assert missing.value.status in (400, 500)
+        assert missing.value.status == 500 and "RerankSearchExtBuilder" in str(missing.value)  # its null pointer
+        per_hit = r.settings.model_copy(update={"max_batch": 8, "index": "edge-docs", "pipeline": "edge-per-hit"})
+        ensure_pipeline(cluster, "edge-per-hit", render_pipeline(per_hit, r.model_id()))
+        with pytest.raises(OpenSearchError) as missing:
+            plain_search(cluster, "edge-docs", {"query": {"match_all": {}}}, "edge-per-hit")
+        assert missing.value.status == 400 and "Missing required input field in query body" in str(missing.value)
+        assert "ext.query_context" in str(missing.value)
+        reply = plain_search(cluster, "edge-docs", {**everything, "size": 0}, "edge-per-hit")
+        assert reply["hits"]["hits"] == [] and reply["hits"]["total"]["value"] == 2
+        reply = plain_search(cluster, "edge-docs", {**everything, "track_total_hits": False}, "edge-per-hit")
+        assert {h["_id"]: h["_score"] for h in reply["hits"]["hits"]} == pytest.approx(scores, abs=1e-5)
+        delete_pipeline(cluster, "edge-per-hit")
     finally:
         r.teardown()
 

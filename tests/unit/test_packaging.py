@@ -101,25 +101,54 @@ def test_pipeline_renders_nested_fields():
     }
 
 
-def test_pipeline_window_failure_mode_and_batch_limit():
+def test_pipeline_window_and_failure_mode():
     plain = render_pipeline(Settings(), "m")
     script = plain["request_processors"][0]["script"]
-    assert script["params"] == {"window": 0, "max_batch": 0}
+    assert script["params"] == {"window": 0}
     assert [list(p) for p in plain["response_processors"]] == [["rerank"], ["truncate_hits"]]
     assert "ignore_failure" not in plain["response_processors"][0]["rerank"]
-    tuned = render_pipeline(Settings(window=50, max_batch=64, on_model_failure="first-stage"), "m")
-    assert tuned["request_processors"][0]["script"]["params"] == {"window": 50, "max_batch": 64}
+    tuned = render_pipeline(Settings(window=50, on_model_failure="first-stage"), "m")
+    assert tuned["request_processors"][0]["script"]["params"] == {"window": 50}
     assert tuned["response_processors"][0]["rerank"]["ignore_failure"] is True
 
 
-def test_a_window_over_the_batch_limit_is_refused_at_setup():
+def test_a_batch_limit_makes_one_model_call_per_hit():
+    """--max-batch: ml_inference (one_to_one) scores each hit into _source.osrerank_score, rerank by_field
+    orders by it; the window script stays, and the document fields reach the connector as model_config."""
+    body = render_pipeline(Settings(window=100, max_batch=32, document_fields="title,body.text"), "m7")
+    assert [list(p) for p in body["response_processors"]] == [["ml_inference"], ["rerank"], ["truncate_hits"]]
+    per_hit = body["response_processors"][0]["ml_inference"]
+    assert per_hit["model_id"] == "m7" and per_hit["one_to_one"] is True and per_hit["tag"] == "osrerank-rerank"
+    assert per_hit["model_config"] == {"osrerank_fields": ["title", "body.text"]}
+    assert per_hit["input_map"] == [{"osrerank_doc": "$", "osrerank_query": "$._request.ext.query_context"}]
+    assert per_hit["output_map"] == [{"osrerank_score": "$.inference_results[0].output[0].data[0]"}]
+    order = body["response_processors"][1]["rerank"]
+    assert order["by_field"] == {"target_field": "osrerank_score", "remove_target_field": True}
+    assert body["request_processors"][0]["script"]["params"] == {"window": 100}
+
+
+def test_what_a_batch_limit_cannot_go_with_is_refused_at_setup():
     from osrerank.pipeline import check_pipeline
 
-    check_pipeline(Settings(window=32, max_batch=32))
-    with pytest.raises(ConfigError, match="--window 64 sends up to 64 texts"):
-        check_pipeline(Settings(window=64, max_batch=32))
-    with pytest.raises(ConfigError, match="4 passages per document"):
-        check_pipeline(Settings(window=10, max_batch=32, long_documents="chunk"))
+    check_pipeline(Settings(window=100, max_batch=32))  # one document per call: any window fits
+    with pytest.raises(ConfigError, match="4 passages of one document per model call, more than --max-batch 2"):
+        check_pipeline(Settings(window=10, max_batch=2, long_documents="chunk"))
+    with pytest.raises(ConfigError, match="first-stage cannot go with --max-batch"):
+        check_pipeline(Settings(max_batch=32, on_model_failure="first-stage"))
+
+
+def test_pipeline_validation_names_what_is_wrong():
+    from osrerank.templates import validate_pipeline
+
+    good = render_pipeline(Settings(max_batch=8), "m")
+    assert validate_pipeline(good) == []
+    broken = json.loads(json.dumps(good))
+    broken["response_processors"][0]["ml_inference"]["one_to_one"] = False
+    broken["response_processors"][1]["rerank"]["by_field"]["target_field"] = "elsewhere"
+    assert validate_pipeline(broken) == [
+        "rerank.by_field.target_field 'elsewhere' is written by no ml_inference processor",
+        "ml_inference must be one_to_one (one model call per hit)",
+    ]
 
 
 @pytest.mark.parametrize("template", sorted(URLS))
@@ -129,7 +158,7 @@ def test_chunked_templates_render_the_passage_split(template):
     )
     pre, post = body["actions"][0]["pre_process_function"], body["actions"][0]["post_process_function"]
     assert "starts.size() <= 300" in pre and "s += 75" in pre and ">= 3" in pre and "s + 150" in pre
-    assert "params.text_docs.size()" in pre and "int per = scores.length / want" in post
+    assert "doc_count + " in pre and "int per = scores.length / want" in post
 
 
 @pytest.mark.parametrize("spec", ["chunk:10:20", "chunk:x", "split", "truncate:5", "chunk:1:1:1:1"])
