@@ -116,12 +116,18 @@ class InClusterTarget(Target):
     summary = "inside the OpenSearch nodes: an ml-commons ONNX TEXT_SIMILARITY model (no endpoint, no connector)"
 
     def check(self) -> None:
-        """Before anything is created: the model folder, chunking (which needs a connector), the precision."""
+        """Before anything is created: the model folder, chunking and a batch limit (both need a connector), the
+        precision."""
         check_model(self.settings.model)
         if self.settings.chunk:
             raise ConfigError(
                 "--long-documents chunk splits documents in the connector, and the opensearch target has none: "
                 "use --long-documents truncate, or a target with an endpoint (standin, sagemaker)"
+            )
+        if self.settings.max_batch:
+            raise ConfigError(
+                "--max-batch is a model server's per-request limit, and the opensearch target has no server: "
+                "drop --max-batch (ml-commons scores an in-cluster model's documents itself)"
             )
         graph_precision(resolve_model_dir(self.settings.model), self._options(), self.progress)
 

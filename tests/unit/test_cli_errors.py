@@ -108,3 +108,26 @@ def test_config_errors_name_flag_variable_and_key_and_never_echo_a_secret(tmp_pa
     assert_one_line_error(proc, 1, "variable OSRERANK_OPENSEARCH_PASSWORD", "config key opensearch_password")
     assert "123456789" not in proc.stderr
     assert "timeout_s = -1" in proc.stderr and "--timeout" in proc.stderr and "OSRERANK_TIMEOUT_S" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-batch", "32", "--on-model-failure", "first-stage"], "first-stage cannot go with --max-batch"),
+        (["--target", "opensearch", "--max-batch", "32"], "the opensearch target has no server: drop --max-batch"),
+    ],
+    ids=["fail-open-per-hit", "in-cluster-batch-limit"],
+)
+def test_what_a_batch_limit_cannot_go_with_starts_nothing(tmp_path, flags, message):
+    """Refused before a cluster is asked or a stand-in starts (the cluster URL is a closed port)."""
+    proc = osrerank(
+        "setup",
+        "--model",
+        str(DEFAULT_TEST_MODEL),
+        "--opensearch-url",
+        "http://127.0.0.1:9",
+        *flags,
+        env={"OSRERANK_CACHE": str(tmp_path)},
+    )
+    assert_one_line_error(proc, 1, message)
+    assert not (tmp_path / "endpoint").exists()
