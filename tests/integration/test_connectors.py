@@ -344,10 +344,12 @@ def passages(text: str, words: int, stride: int, limit: int) -> list[str]:
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_chunked_documents_score_their_best_passage(template, os_client, standin, scorer, reference):
     """Every passage through the cluster is exactly the Python split of the document, and each document's
-    score is its best passage's score from a direct call, to 1e-5 (kit scorer: transport, the split)."""
+    score is its best passage's score from a direct call, to 1e-5 (kit scorer: transport, the split); the
+    per-hit pipeline (--max-batch) gives each document the same score."""
     words, stride, limit = 12, 5, 3
     settings = Settings(name=f"t-chunk-{template}", template=template, long_documents=f"chunk:{words}:{stride}:{limit}")
     model_id = make_model(os_client, settings, url(standin, template, settings.name))
+    index, pipe = f"t-chunk-{template}-docs", f"t-chunk-{template}-per-hit"
     query = reference[0]["query"]
     docs = [
         "short one",
@@ -367,5 +369,14 @@ def test_chunked_documents_score_their_best_passage(template, os_client, standin
         alone = template == "sagemaker-hf-text-classification"  # an empty passage: the query alone, as the HF pipeline
         best = [max(scorer.predict([(query, None if alone and not p else p) for p in ps])) for ps in split]
         np.testing.assert_allclose(scores, best, atol=1e-5, rtol=0)
+        # the same through the per-hit pipeline (--max-batch): each document's passages in its own call
+        create_index(os_client, index, ["text"], recreate=True)
+        load_documents(os_client, index, [{"_id": str(i), "text": d} for i, d in enumerate(docs)])
+        per_hit = settings.model_copy(update={"document_fields": ("text",), "max_batch": limit})
+        ensure_pipeline(os_client, pipe, render_pipeline(per_hit, model_id))
+        got = search_scores(os_client, index, pipe, query)
+        assert got == pytest.approx({str(i): b for i, b in enumerate(best)}, abs=1e-5)
     finally:
+        delete_pipeline(os_client, pipe)
+        delete_index(os_client, index)
         cleanup(os_client, settings, model_id)
