@@ -41,11 +41,7 @@ class MLCommons:
 
     def delete_connector(self, connector_id: str) -> bool:
         """Delete one connector; False if it was already gone."""
-        try:
-            self.cluster.call("DELETE", f"{ML}/connectors/{connector_id}")
-            return True
-        except NotFound:
-            return False
+        return self._delete_once_unused(f"{ML}/connectors/{connector_id}")
 
     # ------------------------------------------------------------------ model groups
     def find_model_groups(self, name: str) -> list[dict[str, Any]]:
@@ -58,13 +54,18 @@ class MLCommons:
         body = {"name": name, "description": "created by osrerank"}
         return Found(self.cluster.call("POST", f"{ML}/model_groups/_register", body)["model_group_id"], "created")
 
-    def delete_model_group(self, group_id: str, wait_s: float = 10.0) -> bool:
-        """Delete one model group; False if it was already gone. ml-commons sees a just-deleted model
-        version for a moment and answers 409 meanwhile."""
+    def delete_model_group(self, group_id: str) -> bool:
+        """Delete one model group; False if it was already gone."""
+        return self._delete_once_unused(f"{ML}/model_groups/{group_id}")
+
+    def _delete_once_unused(self, path: str, wait_s: float = 10.0) -> bool:
+        """DELETE a connector or model group; False if it was already gone. ml-commons finds their users
+        by searching the model index, which still holds a just-deleted model until its next refresh, and
+        answers 409 meanwhile (seen in CI on connectors and groups alike), so a 409 is retried a while."""
         deadline, pause = time.monotonic() + wait_s, Backoff()
         while True:
             try:
-                self.cluster.call("DELETE", f"{ML}/model_groups/{group_id}")
+                self.cluster.call("DELETE", path)
                 return True
             except NotFound:
                 return False
