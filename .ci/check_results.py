@@ -50,7 +50,7 @@ def main() -> int:
     root = ET.parse(args.junit).getroot()
     suite = root if root.tag == "testsuite" else root.find("testsuite")
     assert suite is not None, f"{args.junit} holds no test suite"
-    properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    properties = {p.get("name"): p.get("value") for p in suite.findall("properties/property")}
 
     passed, skipped, failed = [], [], []
     for case in suite.iter("testcase"):
@@ -81,6 +81,9 @@ def main() -> int:
         print(f"  skipped {test}: {reason}")
     for test in failed:
         print(f"  FAILED  {test}")
+    for case in suite.iter("testcase"):  # figures a test recorded (record_property), e.g. the fault counts
+        for p in case.findall("properties/property"):
+            print(f"  figure  {node_id(case)}: {p.get('name')} = {p.get('value')}")
     for problem in problems:
         print(f"  PROBLEM {problem}")
     return 1 if failed or problems else 0

@@ -139,7 +139,9 @@ class RemoteTarget(Target):
         """Register + deploy the remote model, or reuse (and if needed redeploy) the one on this connector."""
         for model in ml.find_models(self.settings.model_name):
             if model.get("connector_id") == connector_id:
-                if model.get("model_state") != "DEPLOYED":
+                # the state from a GET, not from the search: the search sees the model index as of its last
+                # refresh, and a setup run a second after another found REGISTERED there and deployed again
+                if ml.model(model["id"]).get("model_state") != "DEPLOYED":
                     ml.deploy(model["id"])
                 return Found(model["id"], "reused")
         description = f"osrerank: {self.settings.model} via {self.template}"

@@ -152,7 +152,7 @@ class InClusterTarget(Target):
         for existing in ml.find_models(self.settings.model_name):
             if existing.get("model_content_hash_value") != digest:
                 continue  # another model version of that name
-            if existing.get("model_state") in (
+            if ml.model(existing["id"]).get("model_state") in (  # a GET: the search lags up to a refresh
                 "REGISTERED",
                 "DEPLOYED",
                 "DEPLOYING",

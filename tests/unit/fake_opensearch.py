@@ -26,6 +26,8 @@ class FakeOpenSearch:
         self.tasks: dict[str, dict[str, Any]] = {}
         self.pipelines: dict[str, Any] = {}
         self.calls: list[tuple[str, str]] = []
+        # what _search still shows for an object before the index refreshes (a GET is realtime): {id: fields}
+        self.unrefreshed: dict[str, dict[str, Any]] = {}
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = [
             (m, re.compile(p + "$"), f)
             for m, p, f in [
@@ -69,7 +71,7 @@ class FakeOpenSearch:
         terms = [query["term"]] if "term" in query else [f["term"] for f in query.get("bool", {}).get("filter", [])]
         wanted = {k.removesuffix(".keyword"): v for t in terms for k, v in t.items() if k != "algorithm"}
         hits = [
-            {"_id": i, "_source": doc}
+            {"_id": i, "_source": {**doc, **self.unrefreshed.get(i, {})}}
             for i, doc in self.objects[kind].items()
             if all(doc.get(k) == v for k, v in wanted.items())
         ]

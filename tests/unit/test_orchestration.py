@@ -46,6 +46,15 @@ def test_setup_creates_each_object_once_and_reuses_them(fake):
     assert {kind: len(objects) for kind, objects in fake.objects.items()} == counts
 
 
+def test_a_setup_right_after_another_does_not_deploy_again(fake):
+    """The model index is searched as of its last refresh: a second setup within that second found the model
+    REGISTERED and deployed it again (seen in CI on 2.19.6). The state comes from a GET."""
+    first = reranker().setup()
+    fake.unrefreshed[first.model_id] = {"model_state": "REGISTERED"}
+    reranker().setup()
+    assert len([c for c in fake.calls if c[1].endswith("/_deploy")]) == 1
+
+
 def test_a_changed_endpoint_replaces_the_connector_and_its_model(fake):
     first = reranker().setup()
     moved = reranker(endpoint_url="http://127.0.0.1:10/endpoints/x/invocations").setup()
