@@ -25,7 +25,17 @@ import numpy as np
 from .cpu import cpu_info
 from .errors import ConfigError, ModelLoadError, ScoringError, ToolMissingError
 from .model import ScorerOptions, activate, onnx_path, quantized, read_json, resolve_model_dir
-from .precision import SPEED_ORDER, Fidelity, Mode, builtin_gate_pairs, cached_fidelity, load_gate_pairs, unsupported
+from .precision import (
+    FASTER_BY,
+    SPEED_ORDER,
+    Fidelity,
+    Mode,
+    builtin_gate_pairs,
+    cached_fidelity,
+    cached_speed,
+    load_gate_pairs,
+    unsupported,
+)
 from .runtimes import onnxruntime_runner, openvino_runner
 
 __all__ = [
@@ -244,7 +254,8 @@ def load_scorer(model: ScorerOptions | str | Path, **options: Any) -> PairScorer
 
 
 def choose_precision(folder: Path, options: ScorerOptions, modes: Sequence[Mode] = SPEED_ORDER) -> PrecisionChoice:
-    """Gate the asked mode (refused when it fails), or for ``auto`` the ``modes`` this CPU runs, fastest first."""
+    """Gate the asked mode (refused when it fails); for ``auto``, gate the ``modes`` this CPU runs, time fp32
+    and those that pass, and take the fastest (see :mod:`osrerank.precision`)."""
     cpu = cpu_info()
     asked = options.precision
     if asked == "fp32":
@@ -256,15 +267,18 @@ def choose_precision(folder: Path, options: ScorerOptions, modes: Sequence[Mode]
     source = options.gate_pairs or "the built-in sample (Python standard library docstrings)"
     groups = load_gate_pairs(options.gate_pairs) if options.gate_pairs else builtin_gate_pairs()
     key = [hashlib.sha256(onnx_path(folder).read_bytes()).hexdigest(), options.kind, str(options.max_length)]
-    notes, figures, reference_scores = [], {}, []
+    flags = ",".join(sorted(cpu.flags))
+    notes: list[str] = []
+    figures: dict[str, Any] = {}
+    exact: list[PairScorer] = []
 
-    def reference(pairs: list[tuple[str, str]]) -> np.ndarray:  # fp32, loaded and run once, on a cache miss only
-        if not reference_scores:
-            exact = PairScorer(folder, replace(options, precision="fp32"))
-            reference_scores.append(exact.score(pairs).values)
-        return reference_scores[0]
+    def fp32(pairs: list[tuple[str, str]]) -> np.ndarray:  # loaded once, and only on a cache miss
+        if not exact:
+            exact.append(PairScorer(folder, replace(options, precision="fp32")))
+        return exact[0].score(pairs).values
 
     candidates: list[Mode] = [asked] if asked != "auto" else list(modes)  # type: ignore[list-item]
+    passed: dict[Mode, PairScorer] = {}
     for mode in candidates:
         why = unsupported(mode, cpu)
         if why:
@@ -277,21 +291,33 @@ def choose_precision(folder: Path, options: ScorerOptions, modes: Sequence[Mode]
                 raise
             notes.append(f"{mode}: {exc}")
             continue
-        result: Fidelity = cached_fidelity(
-            [*key, mode, ",".join(sorted(cpu.flags))],
-            groups,
-            lambda p, c=candidate: c.score(p).values,
-            reference,
-        )
+        result: Fidelity = cached_fidelity([*key, mode, flags], groups, lambda p, c=candidate: c.score(p).values, fp32)
         figures[mode] = result.shown()
         claims_fp32 = mode == "fp32-openvino"
         if result.passes(exact=claims_fp32):
-            passed = f"{mode} passed the fidelity gate on {source}: {result.shown()}"
-            return PrecisionChoice(mode, passed + (f" (not taken: {'; '.join(notes)})" if notes else ""), figures)
+            if asked != "auto":
+                return PrecisionChoice(mode, f"{mode} passed the fidelity gate on {source}: {result.shown()}", figures)
+            passed[mode] = candidate
+            notes.append(f"{mode} passed the fidelity gate on {source} ({result.shown()})")
+            continue
         if asked != "auto":
             raise ConfigError(
                 f"--precision {mode} changes the ranking too much on {source}: {'; '.join(result.failures())} "
                 f"({result.shown()}). Use --precision fp32 (exact) or auto."
             )
         notes.append(f"{mode} failed the fidelity gate ({'; '.join(result.failures(exact=claims_fp32))})")
-    return PrecisionChoice("fp32", f"auto picked fp32 (exact): {'; '.join(notes)}", figures)
+    if not passed:
+        return PrecisionChoice("fp32", f"auto picked fp32 (exact): {'; '.join(notes)}", figures)
+    speeds = {"fp32": cached_speed([*key, "fp32", flags], groups, fp32)}
+    for mode, scorer in passed.items():
+        speeds[mode] = cached_speed([*key, mode, flags], groups, lambda p, c=scorer: c.score(p).values)
+    figures["pairs_per_s"] = {m: round(v, 1) for m, v in speeds.items()}
+    timed = "timed here, pairs/s: " + ", ".join(f"{m} {v:.1f}" for m, v in speeds.items())
+    best = max(passed, key=lambda m: speeds[m])
+    if speeds[best] >= FASTER_BY * speeds["fp32"]:
+        return PrecisionChoice(best, f"auto picked {best}, the fastest ({timed}); {'; '.join(notes)}", figures)
+    return PrecisionChoice(
+        "fp32",
+        f"auto picked fp32 (exact): nothing that passed is {FASTER_BY}x faster ({timed}); {'; '.join(notes)}",
+        figures,
+    )

@@ -165,7 +165,13 @@ class StandIn:
 
     async def ping(self, request: Request) -> Response:
         choice = getattr(self.scorer, "choice", None)
-        precision = {"mode": choice.mode, "why": choice.reason} if choice else None
+        precision = None
+        if choice:  # with the speeds auto timed, when it timed any
+            precision = {
+                "mode": choice.mode,
+                "why": choice.reason,
+                "pairs_per_s": (choice.figures or {}).get("pairs_per_s"),
+            }
         return JSONResponse({"status": "ok", "precision": precision})
 
     async def metrics(self, request: Request) -> Response:

@@ -11,7 +11,7 @@ import pytest
 from osrerank.cpu import CpuInfo, cpu_info
 from osrerank.errors import ConfigError
 from osrerank.model import ScorerOptions
-from osrerank.precision import fidelity, load_gate_pairs, unsupported
+from osrerank.precision import FASTER_BY, cached_speed, fidelity, load_gate_pairs, unsupported
 from osrerank.scorer import PairScorer, choose_precision, load_scorer
 
 
@@ -81,13 +81,58 @@ def test_auto_without_a_passing_mode_falls_back_to_fp32_and_says_why(test_model_
     assert choose_precision(test_model_dir, options).reason == reason
 
 
-def test_auto_takes_openvino_fp32_only_because_it_is_exact(test_model_dir, gate_file, reference, monkeypatch):
+def test_auto_takes_what_it_timed_fastest_and_its_scores_stay_exact(test_model_dir, gate_file, reference, monkeypatch):
+    """Unpatched: OpenVINO f32 passes the gate only because it is exact; auto takes it or ONNX Runtime fp32 by
+    the speeds it measured on this machine (shown in the figures), and either way scores like PyTorch."""
     monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2")
     scorer = load_scorer(test_model_dir, precision="auto", gate_pairs=str(gate_file))
-    assert scorer.mode == "fp32-openvino", scorer.choice.reason
-    assert "fp32-openvino passed the fidelity gate" in scorer.choice.reason
+    choice = scorer.choice
+    assert "fp32-openvino passed the fidelity gate" in choice.reason and "int8 failed" in choice.reason
+    speeds = choice.figures["pairs_per_s"]
+    assert set(speeds) == {"fp32", "fp32-openvino"} and f"fp32-openvino {speeds['fp32-openvino']:.1f}" in choice.reason
+    faster = speeds["fp32-openvino"] >= FASTER_BY * speeds["fp32"]
+    assert scorer.mode == ("fp32-openvino" if faster else "fp32"), choice.reason
     pairs = [(p["query"], p["document"]) for p in reference]
     assert scorer.score(pairs).values == pytest.approx([p["logit"] for p in reference], abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("speeds", "picked", "said"),
+    [
+        (
+            {"fp32": 20.0, "fp32-openvino": 25.0, "bf16": 15.0},
+            "fp32-openvino",
+            "auto picked fp32-openvino, the fastest",
+        ),
+        # measured on an AVX512-BF16 Xeon without AMX: bf16 kept the ranking and ran slower than fp32
+        ({"fp32": 20.0, "fp32-openvino": 21.0, "bf16": 15.0}, "fp32", "nothing that passed is 1.1x faster"),
+        ({"fp32": 20.0, "fp32-openvino": 21.0, "bf16": 40.0}, "bf16", "auto picked bf16, the fastest"),
+    ],
+)
+def test_auto_goes_by_the_speeds_it_measures(test_model_dir, gate_file, monkeypatch, speeds, picked, said):
+    """The choice among modes that pass, with the timing replaced (a real one depends on the machine)."""
+    monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2,avx512_bf16")
+    monkeypatch.setattr("osrerank.scorer.cached_speed", lambda key, groups, score: speeds[key[-2]])
+    options = ScorerOptions(model=str(test_model_dir), precision="auto", gate_pairs=str(gate_file))
+    choice = choose_precision(test_model_dir, options)
+    assert choice.mode == picked and said in choice.reason, choice.reason
+    assert "bf16 passed the fidelity gate" in choice.reason and "int8 failed the fidelity gate" in choice.reason
+    assert choice.figures["pairs_per_s"] == speeds
+
+
+def test_speed_is_timed_once_per_machine(test_model_dir, gate_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("OSRERANK_CACHE", str(tmp_path))
+    scorer = PairScorer(test_model_dir, ScorerOptions(model=str(test_model_dir)))
+    groups = load_gate_pairs(gate_file)
+    calls = []
+
+    def score(pairs):
+        calls.append(len(pairs))
+        return scorer.score(pairs).values
+
+    first = cached_speed(["model", "fp32", "avx2"], groups, score)
+    assert first > 0 and calls == [8, 40]  # 8 untimed, then the rest of the 48 gate pairs
+    assert cached_speed(["model", "fp32", "avx2"], groups, score) == first and len(calls) == 2
 
 
 def test_an_exact_mode_must_match_the_logits_too():
