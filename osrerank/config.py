@@ -79,8 +79,9 @@ class Settings(BaseModel):
     )
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "fp32",
-        description="fp32: exact. bf16 (OpenVINO; CPUs with AVX512-BF16/AMX) or int8: faster, refused unless they "
-        "keep the ranking (the fidelity gate). auto: the fastest mode that passes. Stand-in and opensearch targets.",
+        description="fp32: exact. bf16 (OpenVINO; CPUs with AVX512-BF16/AMX) or int8: reduced precision, refused "
+        "unless they keep the ranking (the fidelity gate). auto: of fp32 and the modes that pass, the fastest as "
+        "timed on this machine. Stand-in and opensearch targets.",
         json_schema_extra=_cli("model"),
     )
     gate_pairs: str | None = Field(

@@ -61,8 +61,8 @@ class ScorerOptions:
         default="fp32",
         metadata={
             "help": "fp32: exact (ONNX Runtime). bf16 (OpenVINO, CPUs with AVX512-BF16/AMX) and int8 (ONNX Runtime "
-            "dynamic quantization): faster, refused unless they keep the ranking (the fidelity gate). auto: the "
-            "fastest mode that passes."
+            "dynamic quantization): reduced precision, refused unless they keep the ranking (the fidelity gate). "
+            "auto: of fp32 and the modes that pass, the fastest as timed on this machine."
         },
     )
     gate_pairs: str | None = field(
