@@ -202,6 +202,18 @@ def pairs_of(groups: Sequence[Group]) -> tuple[list[tuple[str, str]], list[int]]
     return [(q, d) for q, docs in groups for d in docs], [len(docs) for _, docs in groups]
 
 
+def _remembered(folder: str, key: Sequence[object], measure: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """``measure()``, kept in the kit cache under a digest of ``key`` (gate results and speeds alike)."""
+    digest = hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()[:24]
+    path = cache_root() / folder / f"{digest}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    result = measure()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return result
+
+
 def cached_fidelity(
     key_parts: Sequence[str],
     groups: Sequence[Group],
@@ -209,15 +221,12 @@ def cached_fidelity(
     reference: Callable[[list[tuple[str, str]]], np.ndarray],
 ) -> Fidelity:
     """The fidelity of ``score`` against ``reference`` on ``groups``, remembered across runs."""
-    digest = hashlib.sha256(json.dumps([*key_parts, groups]).encode()).hexdigest()[:24]
-    path = cache_root() / "precision-gate" / f"{digest}.json"
-    if path.exists():
-        return Fidelity(**json.loads(path.read_text()))
-    pairs, sizes = pairs_of(groups)
-    result = fidelity(reference(pairs), score(pairs), sizes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(asdict(result)))
-    return result
+
+    def measure() -> dict[str, float]:
+        pairs, sizes = pairs_of(groups)
+        return asdict(fidelity(reference(pairs), score(pairs), sizes))
+
+    return Fidelity(**_remembered("precision-gate", [*key_parts, groups], measure))
 
 
 def cached_speed(
@@ -225,16 +234,13 @@ def cached_speed(
 ) -> float:
     """Pairs per second of ``score`` on the first ``SPEED_PAIRS`` gate pairs (a few untimed first),
     remembered across runs like the gate (the key holds the CPU's flags)."""
-    digest = hashlib.sha256(json.dumps([*key_parts, "speed", SPEED_PAIRS, groups]).encode()).hexdigest()[:24]
-    path = cache_root() / "precision-speed" / f"{digest}.json"
-    if path.exists():
-        return float(json.loads(path.read_text())["pairs_per_s"])
-    pairs, _ = pairs_of(groups)
-    score(pairs[:8])  # first calls allocate and compile
-    timed = pairs[8 : 8 + SPEED_PAIRS]
-    started = time.perf_counter()
-    score(timed)
-    speed = len(timed) / (time.perf_counter() - started)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pairs_per_s": speed}))
-    return speed
+
+    def measure() -> dict[str, float]:
+        pairs, _ = pairs_of(groups)
+        score(pairs[:8])  # first calls allocate and compile
+        timed = pairs[8 : 8 + SPEED_PAIRS]
+        started = time.perf_counter()
+        score(timed)
+        return {"pairs_per_s": len(timed) / (time.perf_counter() - started)}
+
+    return float(_remembered("precision-speed", [*key_parts, "speed", SPEED_PAIRS, groups], measure)["pairs_per_s"])

@@ -13,6 +13,7 @@ truncated.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Sequence
@@ -270,12 +271,16 @@ def choose_precision(folder: Path, options: ScorerOptions, modes: Sequence[Mode]
     flags = ",".join(sorted(cpu.flags))
     notes: list[str] = []
     figures: dict[str, Any] = {}
-    exact: list[PairScorer] = []
+    exact = functools.cache(lambda: PairScorer(folder, replace(options, precision="fp32")))  # on a cache miss only
+    reference_scores: list[np.ndarray] = []
 
-    def fp32(pairs: list[tuple[str, str]]) -> np.ndarray:  # loaded once, and only on a cache miss
-        if not exact:
-            exact.append(PairScorer(folder, replace(options, precision="fp32")))
-        return exact[0].score(pairs).values
+    def fp32(pairs: list[tuple[str, str]]) -> np.ndarray:
+        return exact().score(pairs).values
+
+    def reference(pairs: list[tuple[str, str]]) -> np.ndarray:  # every mode's gate runs on the same pairs: once
+        if not reference_scores:
+            reference_scores.append(fp32(pairs))
+        return reference_scores[0]
 
     candidates: list[Mode] = [asked] if asked != "auto" else list(modes)  # type: ignore[list-item]
     passed: dict[Mode, PairScorer] = {}
@@ -291,7 +296,9 @@ def choose_precision(folder: Path, options: ScorerOptions, modes: Sequence[Mode]
                 raise
             notes.append(f"{mode}: {exc}")
             continue
-        result: Fidelity = cached_fidelity([*key, mode, flags], groups, lambda p, c=candidate: c.score(p).values, fp32)
+        result: Fidelity = cached_fidelity(
+            [*key, mode, flags], groups, lambda p, c=candidate: c.score(p).values, reference
+        )
         figures[mode] = result.shown()
         claims_fp32 = mode == "fp32-openvino"
         if result.passes(exact=claims_fp32):
