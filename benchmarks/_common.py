@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +11,18 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from osrerank.config import Settings
+from osrerank.config.environment import get
 from osrerank.eval import RERANK_FIELD, ensure_corpus, ensure_eval_pipeline, load_queries
 from osrerank.opensearch import Cluster
 from osrerank.reranker import Reranker
 from osrerank.search import search_body
+from osrerank.settings import Settings
 from osrerank.targets.local_secrets import local_secrets
-from osrerank.targets.standin import StandIn
+from osrerank.targets.standin import StandInProcess
 
-SCIFACT = Path(os.environ.get("OSRERANK_SCIFACT", Path(__file__).resolve().parents[2] / "shared/data/beir/scifact"))
-DEFAULT_MODEL = os.environ.get(
-    "OSRERANK_TEST_MODEL", str(Path(__file__).resolve().parents[2] / "shared/models/minilm-l6-random-head")
-)
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SCIFACT = Path(get("OSRERANK_SCIFACT") or SHARED / "data/beir/scifact")
+DEFAULT_MODEL = get("OSRERANK_TEST_MODEL") or str(SHARED / "models/minilm-l6-random-head")
 NAME = "bench"
 INDEX = f"{NAME}-eval-scifact"  # one copy of the corpus, shared by both targets
 
@@ -43,14 +42,11 @@ def prepare(
     ``max_batch`` the pipeline calls the model once per hit (setup --max-batch)."""
     name = name_for(target)
     settings = Settings(
-        model=model,
-        kind=kind,
-        target=target,
         name=name,
-        pipeline=f"{name}-rerank",
-        timeout_s=60,
-        precision=precision,
-        max_batch=max_batch,
+        target=target,
+        model={"path": model, "kind": kind, "precision": precision},
+        pipeline={"name": f"{name}-rerank", "max_batch": max_batch},
+        connector={"timeout_s": 60},
     )
     reranker = Reranker(settings, lambda m: print(f"• {m}", flush=True))
     model_id = reranker.setup().model_id
@@ -70,13 +66,13 @@ def search(cluster: Cluster, query: str, k: int, rerank: bool, target: str = "st
 
 def direct_model_call(query: str, docs: list[str], session: requests.Session) -> list[float]:
     """The stand-in's SageMaker route, signed like ml-commons signs it: the model-only cost."""
-    info = StandIn(NAME).info()
+    info = StandInProcess(NAME).info()
     assert info is not None, "the bench endpoint is not running"
     url = info.url_for("sagemaker-hf-text-classification", NAME)
     body = json.dumps({"inputs": [{"text": query, "text_pair": d} for d in docs], "parameters": {"truncation": True}})
     request = AWSRequest("POST", url, data=body.encode(), headers={"Content-Type": "application/json"})
     local = local_secrets()
-    region = info.serve_options.signing_region
+    region = info.server_spec.region
     SigV4Auth(Credentials(local.access_key, local.secret_key), "sagemaker", region).add_auth(request)
     reply = session.post(url, data=body.encode(), headers=dict(request.headers), timeout=120)
     reply.raise_for_status()

@@ -9,7 +9,7 @@ load on the machine falls on every row alike), ``--rounds`` passes, tokenization
 
 - ``sentence-transformers``: ``CrossEncoder.predict`` (PyTorch fp32) on the model's PyTorch twin;
 - ``fp32``: the kit's scorer on ONNX Runtime (the exact path);
-- ``fp32-openvino``: OpenVINO f32 on the same ONNX file (exact; not a kit mode, shown for comparison);
+- ``fp32-openvino``: the kit's OpenVINO f32 mode on the same ONNX file (exact; ``auto`` takes it when faster);
 - ``bf16``: the kit's OpenVINO bf16 mode (only where the CPU has AVX512-BF16/AMX);
 - ``int8``: the kit's ONNX Runtime dynamic int8 mode.
 
@@ -36,12 +36,13 @@ from pathlib import Path
 import numpy as np
 from _pairs import scifact_groups
 
+from osrerank.config.environment import get
 from osrerank.cpu import cpu_info
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
-from osrerank.model import ScorerOptions, pytorch_folder, read_json
-from osrerank.precision import fidelity, unsupported
-from osrerank.runtimes import openvino_runner
-from osrerank.scorer import PairScorer
+from osrerank.gate import fidelity
+from osrerank.model import pytorch_folder, read_json
+from osrerank.precision import MODES, refusal
+from osrerank.scorer import ModelOptions, PairScorer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 Score = Callable[[list[tuple[str, str]]], np.ndarray]
@@ -111,7 +112,7 @@ def main() -> int:
     parser.add_argument(
         "--model",
         type=Path,
-        default=Path(os.environ.get("OSRERANK_TEST_MODEL", SHARED / "models/minilm-l6-random-head")),
+        default=Path(get("OSRERANK_TEST_MODEL") or SHARED / "models/minilm-l6-random-head"),
     )
     parser.add_argument("--pairs", choices=["scifact", "tutorial"], default="scifact")
     parser.add_argument("--dataset", type=Path, default=SHARED / "data/beir/scifact")
@@ -129,7 +130,7 @@ def main() -> int:
     groups = groups_for(args.pairs, args.dataset, args.queries)
     pairs = [(q, d) for q, docs in groups for d in docs]
     sizes = [len(docs) for _, docs in groups]
-    options = ScorerOptions(model=str(args.model), batch_size=args.batch_size)
+    options = ModelOptions(path=str(args.model), batch_size=args.batch_size)
     exact = PairScorer(args.model, options)
     encoded = exact.encode(pairs)
     order = sorted(range(len(pairs)), key=lambda i: int(encoded.tokens[i]))
@@ -149,18 +150,12 @@ def main() -> int:
         "fp32": lambda p: exact.score(p).values,
     }
     skipped: dict[str, str] = {}
-    try:
-        ov = PairScorer(args.model, options)
-        ov.runner = openvino_runner(ov.onnx_file, threads, "f32")
-        rows["fp32-openvino"] = lambda p: ov.score(p).values
-    except Exception as exc:  # OpenVINO not installed: the row says so
-        skipped["fp32-openvino"] = str(exc)
-    for mode in ("bf16", "int8"):
-        why = unsupported(mode, cpu)  # type: ignore[arg-type]
+    for mode in ("fp32-openvino", "bf16", "int8"):
+        why = refusal(mode, "kit", cpu, "this host") or MODES[mode].missing()  # OpenVINO not installed, say
         if why:
             skipped[mode] = why
             continue
-        scorer = PairScorer(args.model, options, mode)  # type: ignore[arg-type]
+        scorer = PairScorer(args.model, options, mode)
         rows[mode] = lambda p, s=scorer: s.score(p).values
 
     rates, scores = interleaved(rows, pairs, slices, args.rounds)

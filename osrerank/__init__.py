@@ -1,6 +1,5 @@
 """osrerank: cross-encoder reranking for OpenSearch in one command."""
 
-from .config import Settings
 from .errors import (
     AwsError,
     ClusterError,
@@ -16,6 +15,7 @@ from .errors import (
     ToolMissingError,
 )
 from .reranker import Reranker, SetupResult, rank
+from .settings import Settings
 
 __all__ = [
     "AwsError",

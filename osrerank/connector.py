@@ -1,46 +1,86 @@
-"""Step: the ml-commons connector for the model endpoint, rendered from a template and found again by name."""
+"""Step: the ml-commons connector for a model endpoint, rendered from a template and found again by name; and
+the ``connector`` settings section every remote target shares (which template, which endpoint, how long to wait).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import os
 from typing import Any
 
-from .config import Settings
+from .config.section import Section, setting
 from .errors import ConfigError
 from .ml_commons import MLCommons
+from .pipeline import Chunking
 from .templates import connector_template, render
 from .types import Credentials, Found
 
-__all__ = ["delete_connector", "ensure_connector", "render_connector"]
+__all__ = ["ConnectorOptions", "delete_connector", "ensure_connector", "render_connector"]
 
 
-def render_connector(settings: Settings, template: str, endpoint_url: str, credentials: Credentials) -> dict[str, Any]:
-    """The full ``_plugins/_ml/connectors/_create`` body for ``template``.
+class ConnectorOptions(Section):
+    """How the cluster reaches a model server: the template (the server's API), its URL when the kit does
+    not start one, the region SigV4 signs for, and the call's timeout."""
+
+    shorthand = "endpoint_url"
+
+    template: str | None = setting(None, "Connector template [default: the target's].")
+    endpoint_url: str | None = setting(None, "Use this model endpoint instead of deploying one.")
+    region: str = setting(
+        None,
+        "AWS region of the endpoint's SigV4 scope (SageMaker, Bedrock; the stand-in checks it) [default: AWS_REGION, "
+        "AWS_DEFAULT_REGION, us-east-1].",
+        factory=lambda: os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+    )
+    role_arn: str | None = setting(
+        None, "IAM role the connector assumes (Amazon OpenSearch Service).", flag="--connector-role-arn"
+    )
+    remote_model: str | None = setting(
+        None,
+        "Model a hosted rerank API is asked for: Cohere's [rerank-v3.5] or a Bedrock model id [amazon.rerank-v1:0].",
+        pattern=r"^[A-Za-z0-9._:/-]+$",
+    )
+    timeout_s: float = setting(30.0, "Model call timeout in seconds.", flag="--timeout", gt=0)
+
+
+def render_connector(
+    options: ConnectorOptions,
+    template: str,
+    endpoint_url: str,
+    credentials: Credentials,
+    *,
+    name: str,
+    description: str,
+    raw_scores: bool = False,
+    chunk: Chunking | None = None,
+) -> dict[str, Any]:
+    """The full ``_plugins/_ml/connectors/_create`` body for ``template``; ``raw_scores``: the model's logits
+    (activation none), ``chunk``: long documents cut into passages in the pre-process.
 
     Example::
 
-        render_connector(Settings(), "sagemaker-hf-text-classification",
+        render_connector(ConnectorOptions(region="us-east-1"), "sagemaker-hf-text-classification",
                          "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/x/invocations",
-                         Credentials(access_key="AKIA...", secret_key="..."))
+                         Credentials(access_key="AKIA...", secret_key="..."), name="x-connector", description="x")
     """
     info = connector_template(template)
-    if settings.activation == "none" and not info.raw_scores:
+    if raw_scores and not info.raw_scores:
         raise ConfigError(f"the {template} API returns relevance scores in [0, 1]: --activation none is not available")
     if info.auth == "aws_sigv4" and not (credentials.role_arn or (credentials.access_key and credentials.secret_key)):
         raise ConfigError(f"the {template} connector needs AWS credentials (access key + secret) or a role ARN")
     variables = {
-        "name": settings.connector_name,
-        "description": f"osrerank: {settings.model} via {template}",
+        "name": name,
+        "description": description,
         "endpoint_url": endpoint_url,
-        "region": settings.region,
+        "region": options.region,
         # ml-commons reads client_config timeouts as whole seconds (Duration.ofSeconds, 2.19 and 3.x)
-        "timeout_s": max(1, math.ceil(settings.timeout_s)),
+        "timeout_s": max(1, math.ceil(options.timeout_s)),
         "max_retries": 0,
-        "raw_scores": settings.activation == "none",
-        "chunk": settings.chunk,
-        "remote_model": settings.remote_model,
+        "raw_scores": raw_scores,
+        "chunk": chunk,
+        "remote_model": options.remote_model,
         **{
             k: getattr(credentials, k)
             for k in ("access_key", "secret_key", "session_token", "role_arn", "bearer_token")

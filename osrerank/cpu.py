@@ -12,6 +12,8 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config.environment import get
+
 __all__ = ["RELEVANT_FLAGS", "CpuInfo", "cpu_info"]
 
 RELEVANT_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
@@ -48,7 +50,7 @@ def cpu_info() -> CpuInfo:
                 model = value.strip()
             elif key.strip() == "flags" and not flags:
                 flags = frozenset(value.split())
-    override = os.environ.get("OSRERANK_CPU_FLAGS")
+    override = get("OSRERANK_CPU_FLAGS", keep_empty=True)
     if override is not None:
         flags = frozenset(f.strip() for f in override.split(",") if f.strip())
     return CpuInfo(model or "unknown", flags, cores)

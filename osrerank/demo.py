@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .config import Settings
 from .ingest import create_index, delete_index, load_documents
 from .reranker import Reranker, SetupResult
 from .search import SearchResult
+from .settings import Settings
 from .types import Progress
 
 __all__ = ["TUTORIAL_PASSAGES", "TUTORIAL_QUERY", "run_demo"]
@@ -28,9 +28,10 @@ def run_demo(settings: Settings, progress: Progress) -> tuple[SetupResult, Searc
     reranker = Reranker(settings, progress)
     result = reranker.setup()
     cluster = reranker.cluster()
-    progress(f"loading the tutorial's {len(TUTORIAL_PASSAGES)} passages into {settings.index}")
-    delete_index(cluster, settings.index)
-    create_index(cluster, settings.index, settings.document_fields)
-    field = settings.document_fields[0]
-    load_documents(cluster, settings.index, [{field: p} for p in TUTORIAL_PASSAGES])
+    index = settings.index
+    progress(f"loading the tutorial's {len(TUTORIAL_PASSAGES)} passages into {index.name}")
+    delete_index(cluster, index.name)
+    create_index(cluster, index.name, index.document_fields)
+    field = index.document_fields[0]
+    load_documents(cluster, index.name, [{field: p} for p in TUTORIAL_PASSAGES])
     return result, reranker.search(TUTORIAL_QUERY, size=len(TUTORIAL_PASSAGES), match_all=True)

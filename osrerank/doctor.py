@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .config import Settings
-from .errors import NotFound, OpenSearchError, OsRerankError
+from .errors import ModelLoadError, NotFound, OpenSearchError, OsRerankError
+from .kinds import KINDS
 from .ml_commons import MLCommons
 from .model import check_model, onnx_path, read_json
-from .pipeline import per_document
 from .reranker import Reranker
+from .settings import Settings
 
 __all__ = ["Finding", "diagnose"]
 
@@ -51,23 +51,26 @@ class Context:
 def _version(c: Context) -> list[Finding]:
     v = c.version()
     shown = ".".join(map(str, v))
-    dotted = [f for f in c.settings.document_fields if "." in f]
+    dotted = [f for f in c.settings.index.document_fields if "." in f]
     findings = [Finding("opensearch", "ok", f"OpenSearch {shown}")]
     if dotted and v < (3, 6, 0):
         findings.append(
             Finding(
                 "document_fields",
                 "problem",
-                f"{', '.join(dotted)} is a dotted path: OpenSearch {shown} reranks it on empty text, silently",
-                "index the text in a top-level field (osrerank index load --combine), or use OpenSearch 3.6+",
+                f"{', '.join(dotted)} is a dotted path: OpenSearch {shown} reads it from _source as empty text (a "
+                "remote model's connector refuses such a search with a 400; the in-cluster model reranks on it)",
+                f'ask for it in each request ("fields": {list(dotted)}), index the text in a top-level field '
+                "(osrerank index load --combine), or use OpenSearch 3.6+",
             )
         )
-    if len(c.settings.document_fields) > 1:
+    fields = c.settings.index.document_fields
+    if len(fields) > 1:
         findings.append(
             Finding(
                 "document_fields",
                 "warning",
-                f"{len(c.settings.document_fields)} fields are joined with no separator: 'Title'+'Body' is 'TitleBody'",
+                f"{len(fields)} fields are joined with no separator: 'Title'+'Body' is 'TitleBody'",
                 "rerank one combined field: osrerank index load --combine title,body --document-fields rerank_text",
             )
         )
@@ -88,27 +91,23 @@ def _version(c: Context) -> list[Finding]:
 def _model(c: Context) -> list[Finding]:
     s = c.settings
     try:
-        folder = check_model(s.model)
+        folder = check_model(s.model.path)
     except OsRerankError as exc:
         return [Finding("model", "problem", str(exc), "pass --model with a model folder or a hub id")]
     if folder is None:
-        return [Finding("model", "ok", f"{s.model} is a hub id (not downloaded by doctor)")]
-    findings = []
-    import onnx
+        return [Finding("model", "ok", f"{s.model.path} is a hub id (not downloaded by doctor)")]
+    try:
+        kind = KINDS[s.model.kind](folder)  # refuses a folder that is not this kind (a bi-encoder as --model...)
+    except ModelLoadError as exc:
+        return [Finding("model", "problem", str(exc), "pass --model with a folder of this --kind, or the right --kind")]
+    findings = [
+        Finding("model", "ok", f"{folder} is a {kind.name} ({', '.join(kind.architectures) or 'no architectures'})")
+    ]
+    import onnxruntime
 
-    graph = onnx.load(str(onnx_path(folder)), load_external_data=False).graph
-    inputs = {i.name for i in graph.input}
-    config = read_json(folder / "config.json")
-    labels = len(config.get("id2label", {"0": "x"}))
-    if s.kind == "cross-encoder" and labels != 1:
-        findings.append(
-            Finding(
-                "model",
-                "problem",
-                f"{labels} output labels: a reranker has one logit",
-                "use a cross-encoder with num_labels=1",
-            )
-        )
+    graph = onnx_path(folder, kind.export)
+    session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    inputs = {i.name for i in session.get_inputs()}
     findings.append(Finding("model", "ok", f"ONNX inputs: {', '.join(sorted(inputs))}"))
     if s.target == "opensearch" and "token_type_ids" not in inputs and c.version() < TOKEN_TYPES_FIXED:
         findings.append(
@@ -133,15 +132,15 @@ def _model(c: Context) -> list[Finding]:
 
 
 def _index(c: Context) -> list[Finding]:
-    s, cluster = c.settings, c.reranker.cluster()
+    s, cluster = c.settings.index, c.reranker.cluster()
     try:
-        mapping: Any = next(iter(cluster.call("GET", f"/{s.index}/_mapping").values()))["mappings"]
+        mapping: Any = next(iter(cluster.call("GET", f"/{s.name}/_mapping").values()))["mappings"]
     except NotFound:
         return [
             Finding(
                 "index",
                 "warning",
-                f"index {s.index} does not exist yet",
+                f"index {s.name} does not exist yet",
                 "create it (osrerank index load FILE) before searching",
             )
         ]
@@ -151,7 +150,7 @@ def _index(c: Context) -> list[Finding]:
             Finding(
                 "index",
                 "problem",
-                f"{s.index} keeps no _source: the rerank processor reads "
+                f"{s.name} keeps no _source: the rerank processor reads "
                 "document_fields from it and would rerank empty text",
                 "re-create the index with _source on",
             )
@@ -165,11 +164,11 @@ def _index(c: Context) -> list[Finding]:
                 Finding(
                     "document_fields",
                     "problem",
-                    f"{field} is not in the mapping of {s.index}: every document would be reranked on empty text",
-                    f"pass --document-fields with fields of {s.index}",
+                    f"{field} is not in the mapping of {s.name}: every document would be reranked on empty text",
+                    f"pass --document-fields with fields of {s.name}",
                 )
             )
-    return findings or [Finding("index", "ok", f"{s.index}: {', '.join(s.document_fields)} mapped, _source kept")]
+    return findings or [Finding("index", "ok", f"{s.name}: {', '.join(s.document_fields)} mapped, _source kept")]
 
 
 def _deployed(c: Context) -> list[Finding]:
@@ -197,12 +196,13 @@ def _deployed(c: Context) -> list[Finding]:
                 "tear down and set up again",
             )
         )
-    passages = c.settings.chunk.passages if c.settings.chunk else 1
+    pipeline = c.settings.pipeline
+    passages = pipeline.chunk.passages if pipeline.chunk else 1
     # with --max-batch the pipeline sends one document (its passages) per call; else the whole window at once
-    texts = passages if per_document(c.settings) else max(c.settings.window or 10, 10) * passages
-    what = "one document" if per_document(c.settings) else "the window"
+    texts = passages if pipeline.per_document else max(pipeline.window or 10, 10) * passages
+    what = "one document" if pipeline.per_document else "the window"
     try:
-        c.ml.predict(model_id, "osrerank doctor", ["a document"] * texts, timeout=c.settings.timeout_s + 5)
+        c.ml.predict(model_id, "osrerank doctor", ["a document"] * texts, timeout=c.settings.connector.timeout_s + 5)
         findings.append(Finding("batch limit", "ok", f"the model server scored {texts} texts in one call ({what})"))
     except OpenSearchError as exc:
         findings.append(
@@ -220,13 +220,25 @@ def _deployed(c: Context) -> list[Finding]:
 CHECKS: list[Check] = [_version, _model, _index, _deployed]
 
 
+#: Optional modules a check may need, and the extra that installs each.
+EXTRAS = {"onnx": "int8", "torch": "torch", "transformers": "torch", "openvino": "openvino", "boto3": "aws"}
+
+
 def diagnose(settings: Settings) -> list[Finding]:
-    """Run every check; a check that cannot run says so instead of stopping the others."""
+    """Run every check; a check that cannot run says so instead of stopping the others (a missing optional
+    module is a finding with its install command, never a traceback)."""
     context = Context(settings, Reranker(settings))
     findings: list[Finding] = []
     for check in CHECKS:
+        name = check.__name__.strip("_")
         try:
             findings += check(context)
         except OsRerankError as exc:
-            findings.append(Finding(check.__name__.strip("_"), "problem", str(exc).splitlines()[0]))
+            findings.append(Finding(name, "problem", str(exc).splitlines()[0]))
+        except ImportError as exc:
+            module = (exc.name or "").split(".")[0]
+            fix = f"pip install 'osrerank[{EXTRAS[module]}]'" if module in EXTRAS else f"pip install {module}"
+            findings.append(
+                Finding(name, "problem", f"this check needs the {module} module, which is not installed", fix)
+            )
     return findings

@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from .config import Settings
 from .errors import ConfigError, ToolMissingError
 from .ingest import RERANK_FIELD, count_lines, load_jsonl, read_jsonl
 from .opensearch import Cluster
-from .pipeline import ensure_pipeline, render_pipeline
+from .pipeline import set_up_pipeline
 from .search import blend, search_body
+from .settings import Settings
 
 __all__ = [
     "BLEND_WEIGHTS",
@@ -216,7 +216,7 @@ def run_eval(
     index = settings.eval_index(dataset.name)
     documents = ensure_corpus(cluster, index, data.corpus, progress)
     pipeline = ensure_eval_pipeline(cluster, settings, model_id)
-    timeout = settings.timeout_s + 30
+    timeout = settings.connector.timeout_s + 30
     tick = _counter(progress, "queries", 2 * len(data.queries))
     arms = {
         "bm25": _search_arm(cluster, index, data, top_k, None, timeout, tick),
@@ -235,8 +235,8 @@ def run_eval(
         queries=len(data.queries),
         documents=documents,
         top_k=top_k,
-        model=settings.model,
-        kind=settings.kind,
+        model=settings.model.path,
+        kind=settings.model.kind,
         bm25="OpenSearch default BM25 (k1=1.2, b=0.75) on title + text",
         wall_s=time.perf_counter() - started,
         arms=arms,
@@ -262,17 +262,17 @@ def run_windows(
     ensure_corpus(cluster, index, data.corpus, progress)
     results = {}
     for window in windows:
-        pipeline = ensure_eval_pipeline(cluster, settings.model_copy(update={"window": window}), model_id, f"w{window}")
+        pipeline = ensure_eval_pipeline(cluster, settings.updated(pipeline={"window": window}), model_id, f"w{window}")
         tick = _counter(progress, f"window {window}", len(data.queries))
-        results[window] = _search_arm(cluster, index, data, size, pipeline, settings.timeout_s + 30, tick)
+        results[window] = _search_arm(cluster, index, data, size, pipeline, settings.connector.timeout_s + 30, tick)
     return results
 
 
 def ensure_eval_pipeline(cluster: Cluster, settings: Settings, model_id: str, suffix: str = "") -> str:
     """A rerank pipeline over ``rerank_text`` for the model; returns its name."""
     name = settings.eval_pipeline + (f"-{suffix}" if suffix else "")
-    eval_settings = settings.model_copy(update={"document_fields": (RERANK_FIELD,)})
-    ensure_pipeline(cluster, name, render_pipeline(eval_settings, model_id))
+    description = f"osrerank eval: rerank {RERANK_FIELD} with {settings.model.path}"
+    set_up_pipeline(cluster, settings.pipeline, model_id, (RERANK_FIELD,), description, name)
     return name
 
 

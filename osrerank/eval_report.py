@@ -9,7 +9,7 @@ from typing import Any
 from .errors import ToolMissingError
 from .eval import MEASURES, Arm, EvalResult
 
-__all__ = ["write_report", "write_windows"]
+__all__ = ["write_results", "write_windows"]
 
 
 def _pyplot() -> Any:
@@ -23,7 +23,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def write_report(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
+def write_results(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
     """results.json, one TREC run file per arm (<arm>.run), and a PNG: metric bars and latency per arm."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / "results.json", out_dir / "results.png"

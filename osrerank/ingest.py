@@ -1,4 +1,5 @@
-"""Indices the kit owns, and the one way documents get into them: a JSONL file (a BEIR corpus is one).
+"""The ``index`` settings section (which index, which fields are reranked), indices the kit owns, and the one
+way documents get into them: a JSONL file (a BEIR corpus is one).
 
 An index the kit creates carries ``_meta.created_by: osrerank``; teardown deletes only such indices.
 """
@@ -10,12 +11,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import field_validator
+
+from .config.section import Section, setting
 from .errors import ConfigError, NotFound
 from .opensearch import Cluster
 
 __all__ = [
     "OWNER_META",
     "RERANK_FIELD",
+    "IndexOptions",
     "combine_fields",
     "count_lines",
     "create_index",
@@ -31,6 +36,29 @@ __all__ = [
 RERANK_FIELD = "rerank_text"
 
 OWNER_META = {"created_by": "osrerank"}
+
+
+class IndexOptions(Section):
+    """The index searched and the fields of its documents the model reads."""
+
+    shorthand = "name"
+
+    name: str = setting("my-test-data", "Index to search.", flag="--index")
+    document_fields: tuple[str, ...] = setting(("passage_text",), "Comma-separated fields to rerank on.", min_length=1)
+
+    @field_validator("document_fields", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return tuple(f.strip() for f in v.split(",") if f.strip())
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
 
 
 def create_index(cluster: Cluster, index: str, text_fields: Iterable[str], *, recreate: bool = False) -> bool:

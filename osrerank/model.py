@@ -1,8 +1,9 @@
-"""Model folders: what a model is and where its ONNX graph comes from (scorer.py runs it).
+"""Model folders: where a model comes from and where its ONNX graph comes from (kinds/ say how each family
+is exported and scored, scorer.py runs it).
 
 A model is a folder with ``tokenizer.json``, ``config.json`` and ``onnx/model.onnx`` (the layout of
 ``cross-encoder/ms-marco-MiniLM-L-6-v2`` on the hub). A hub id is downloaded with huggingface_hub;
-a folder holding only PyTorch/safetensors weights is converted to ONNX once and cached.
+a folder holding only PyTorch/safetensors weights is converted to ONNX once (by its kind) and cached.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,12 +19,11 @@ import numpy as np
 
 from .errors import ModelLoadError, ToolMissingError
 from .paths import cache_root
-from .precision import Precision
 
 __all__ = [
+    "DEFAULT_MODEL",
     "Activation",
-    "Kind",
-    "ScorerOptions",
+    "Export",
     "activate",
     "check_model",
     "export_onnx",
@@ -34,8 +34,10 @@ __all__ = [
     "resolve_model_dir",
 ]
 
+DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 Activation = Literal["sigmoid", "none"]
-Kind = Literal["cross-encoder", "bi-encoder"]
+#: How a kind turns a folder's PyTorch weights into an ONNX file: export(folder, target) -> target
+Export = Callable[[Path, Path], Path]
 HUB_FILES = [
     "config.json",
     "tokenizer.json",
@@ -46,37 +48,6 @@ HUB_FILES = [
     "modules.json",
     "1_Pooling/config.json",
 ]
-
-
-@dataclass(frozen=True)
-class ScorerOptions:
-    """How to load and run a model; the stand-in, the benchmarks and ``load_scorer`` all take this one."""
-
-    model: str = field(metadata={"help": "Model folder or Hugging Face Hub id."})
-    kind: Kind = field(default="cross-encoder", metadata={"help": "bi-encoder: cosine of mean-pooled embeddings."})
-    activation: Activation = field(
-        default="sigmoid", metadata={"help": "sigmoid matches SageMaker's HF text-classification; none: raw logits."}
-    )
-    precision: Precision = field(
-        default="fp32",
-        metadata={
-            "help": "fp32: exact (ONNX Runtime). bf16 (OpenVINO, CPUs with AVX512-BF16/AMX) and int8 (ONNX Runtime "
-            "dynamic quantization): reduced precision, refused unless they keep the ranking (the fidelity gate). "
-            "auto: of fp32 and the modes that pass, the fastest as timed on this machine."
-        },
-    )
-    gate_pairs: str | None = field(
-        default=None,
-        metadata={
-            "help": 'JSONL of {"query": ..., "documents": [...]} the precision gate judges on '
-            "[default: a sample built from Python's standard library docstrings]."
-        },
-    )
-    max_length: int | None = field(
-        default=None, metadata={"help": "Cut each pair to this many tokens [default: the model's limit, 512]."}
-    )
-    batch_size: int = field(default=32, metadata={"help": "Pairs per model run."})
-    threads: int | None = field(default=None, metadata={"help": "ONNX Runtime threads [default: all CPUs]."})
 
 
 def activate(raw: np.ndarray, activation: str) -> np.ndarray:
@@ -132,12 +103,13 @@ def read_json(path: Path) -> dict:
         raise ModelLoadError(f"{path} is not valid JSON: {exc}") from exc
 
 
-def onnx_path(folder: Path) -> Path:
+def onnx_path(folder: Path, export: Export | None = None) -> Path:
+    """The folder's ONNX graph: its own, or its PyTorch weights converted once by ``export`` (cached)."""
     for candidate in (folder / "onnx" / "model.onnx", folder / "model.onnx"):
         if candidate.exists():
             return candidate
-    if (folder / "model.safetensors").exists() or (folder / "pytorch_model.bin").exists():
-        return _convert_to_onnx(folder)
+    if export is not None and ((folder / "model.safetensors").exists() or (folder / "pytorch_model.bin").exists()):
+        return _convert_to_onnx(folder, export)
     raise ModelLoadError(
         f"{folder} has no onnx/model.onnx, model.onnx, model.safetensors or pytorch_model.bin; "
         "point --model at a Hugging Face model folder"
@@ -173,19 +145,20 @@ def quantized(onnx_file: Path) -> Path:
     return target
 
 
-def _convert_to_onnx(folder: Path) -> Path:
+def _convert_to_onnx(folder: Path, export: Export) -> Path:
     """Export PyTorch weights to ONNX once; the result is cached by folder content hash."""
     weights = folder / "model.safetensors"
     if not weights.exists():
         weights = folder / "pytorch_model.bin"
     target = _onnx_cache(weights) / "model.onnx"
-    return target if target.exists() else export_onnx(folder, target)
+    return target if target.exists() else export(folder, target)
 
 
-def export_onnx(folder: Path, target: Path) -> Path:
-    """Export a folder's PyTorch model to ``target`` with the inputs the model has: token types only where it
+def export_onnx(folder: Path, target: Path, *, classifier: bool) -> Path:
+    """Export a folder's PyTorch encoder to ``target`` with the inputs the model has: token types only where it
     has more than one (BERT; XLM-R has one, ModernBERT none), traced on a padded batch so that the graph
-    keeps the attention mask's effect."""
+    keeps the attention mask's effect. ``classifier``: its sequence-classification logits, else its last
+    hidden state."""
     try:
         import torch
         from transformers import AutoModel, AutoModelForSequenceClassification
@@ -195,7 +168,7 @@ def export_onnx(folder: Path, target: Path) -> Path:
             "pip install 'osrerank[torch]'"
         ) from None
     config = read_json(folder / "config.json")
-    is_classifier = any(a.endswith("ForSequenceClassification") for a in config.get("architectures", []))
+    is_classifier = classifier
     loader = AutoModelForSequenceClassification if is_classifier else AutoModel
     hf_model = loader.from_pretrained(folder, attn_implementation="eager").eval()
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if config.get("type_vocab_size", 1) > 1 else [])

@@ -1,4 +1,5 @@
-"""The OpenSearch connection: build the opensearch-py client from Settings, translate its errors.
+"""The OpenSearch connection: the ``cluster`` settings section, the opensearch-py client built from it, and the
+translation of its errors.
 
 Every request the kit sends goes through :meth:`Cluster.call` (or :meth:`Cluster.bulk`), the one
 place where opensearch-py and connection errors become :class:`~osrerank.errors.OpenSearchError`:
@@ -15,11 +16,36 @@ from opensearchpy import OpenSearch, RequestsHttpConnection
 from opensearchpy.exceptions import ConnectionError as OsConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, OpenSearchException, TransportError
 from opensearchpy.helpers import streaming_bulk
+from pydantic import SecretStr
 
-from .config import Settings
+from .config.section import Section, setting
 from .errors import ConfigError, Conflict, NotFound, OpenSearchError
 
-__all__ = ["Cluster", "connect"]
+__all__ = ["Cluster", "ClusterOptions", "connect"]
+
+
+class ClusterOptions(Section):
+    """Which cluster: a URL with its credentials, or the local one osrerank starts (its version and shape)."""
+
+    shorthand = "url"
+
+    url: str | None = setting(
+        None, "Cluster URL [default: the local cluster osrerank starts].", flag="--opensearch-url"
+    )
+    user: str | None = setting(
+        None, "Basic-auth user (password: OSRERANK_CLUSTER__PASSWORD).", flag="--opensearch-user"
+    )
+    password: SecretStr | None = setting(None, "Basic-auth password (variable or config only).", flag=None)
+    verify_certs: bool = setting(True, "Verify the cluster's TLS certificate.")
+    aws_region: str | None = setting(None, "Sign cluster requests with SigV4 (Amazon OpenSearch Service).")
+    aws_profile: str | None = setting(None, "AWS profile for --aws-region and the AWS targets.")
+    version: str | None = setting(
+        None, "Version of the local cluster [default: 3.6.0; also 2.19.6].", flag="--opensearch-version"
+    )
+    nodes: int | None = setting(
+        None, "Nodes of the local cluster: 1, or 3 (two data nodes, one ML node) [default: 1, or what runs].", ge=1
+    )
+
 
 STATUS_ERRORS: dict[int, type[OpenSearchError]] = {404: NotFound, 409: Conflict}
 
@@ -121,35 +147,35 @@ class Cluster:
             raise OpenSearchError(f"bulk indexing failed: {exc}") from exc
 
 
-def connect(settings: Settings, url: str | None = None) -> Cluster:
-    """Build a client for ``url`` (or settings.opensearch_url) with basic or AWS SigV4 auth."""
-    url = url or settings.opensearch_url
+def connect(options: ClusterOptions, url: str | None = None) -> Cluster:
+    """Build a client for ``url`` (or ``options.url``) with basic or AWS SigV4 auth."""
+    url = url or options.url
     if not url:
         raise ConfigError("no cluster URL: pass --opensearch-url or use the local cluster")
     kwargs: dict[str, Any] = {
         "hosts": [url],
         "timeout": 60,
-        "verify_certs": settings.verify_certs,
+        "verify_certs": options.verify_certs,
         "ssl_show_warn": False,
     }
-    if settings.aws_region:
-        kwargs.update(http_auth=_aws_auth(settings), connection_class=RequestsHttpConnection)
-    elif settings.opensearch_user:
-        password = settings.opensearch_password.get_secret_value() if settings.opensearch_password else ""
-        kwargs["http_auth"] = (settings.opensearch_user, password)
+    if options.aws_region:
+        kwargs.update(http_auth=_aws_auth(options), connection_class=RequestsHttpConnection)
+    elif options.user:
+        password = options.password.get_secret_value() if options.password else ""
+        kwargs["http_auth"] = (options.user, password)
     return Cluster(OpenSearch(**kwargs), url)
 
 
-def _aws_auth(settings: Settings) -> Any:
+def _aws_auth(options: ClusterOptions) -> Any:
     """SigV4 auth for Amazon OpenSearch Service, credentials from the normal AWS chain."""
     import botocore.session
     from opensearchpy import RequestsAWSV4SignerAuth
 
-    session = botocore.session.Session(profile=settings.aws_profile)
+    session = botocore.session.Session(profile=options.aws_profile)
     credentials = session.get_credentials()
     if credentials is None:
         raise ConfigError(
             "no AWS credentials found for signing cluster requests: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
             "an --aws-profile, or run where an IAM role is available"
         )
-    return RequestsAWSV4SignerAuth(credentials, settings.aws_region, "es")
+    return RequestsAWSV4SignerAuth(credentials, options.aws_region, "es")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .config.environment import get
+
 __all__ = ["cache_root"]
 
 
@@ -14,7 +16,7 @@ def cache_root() -> Path:
     As root the cache goes under /var/cache, because the unprivileged node user cannot
     traverse /root.
     """
-    env = os.environ.get("OSRERANK_CACHE")
+    env = get("OSRERANK_CACHE")
     if env:
         return Path(env)
     if os.geteuid() == 0:

@@ -1,246 +1,228 @@
-"""Reduced precision, judged by ranking: which modes this CPU can run, and the fidelity gate they must pass.
+"""Precision modes: the one table of what each mode is and where it runs, the one place its refusals are
+written, and the one decision of which mode a model runs in.
 
-A reranker is only as good as the order it puts documents in, so a faster mode is judged against fp32 on
-groups of (query, candidate documents), the shape of a rerank: the Spearman correlation of all scores, the
-per-query overlap of the top 5, and (reported, not gated) the largest logit shift. A mode that fails is
-refused with its figures; ``auto`` times fp32 and every mode that passes on this machine and takes the
-fastest (a reduced mode only when it beats fp32 by ``FASTER_BY``), and says why. Speed is measured, not
-assumed: on an AVX512-BF16 CPU without AMX, OpenVINO bf16 passed the gate and ran at 0.64x OpenVINO f32.
+The decision is made where the model is loaded to serve (the stand-in at start, the in-cluster target when it
+packages the graph, an in-process scorer) and nowhere else; its result (mode, why, figures) is what
+``osrerank setup`` reports and the stand-in's ``/ping`` shows. A mode is judged by the fidelity gate (gate.py)
+against fp32; ``auto`` gates every candidate this CPU and host can run, times fp32 and those that pass, and
+takes the fastest (a reduced mode only when it beats fp32 by ``FASTER_BY``). Speed is measured, not assumed:
+on an AVX512-BF16 CPU without AMX, OpenVINO bf16 passed the gate and ran at 0.64x OpenVINO f32.
 
-The pairs the gate runs on: a JSONL file of ``{"query": ..., "documents": [...]}`` (``--gate-pairs``, best:
-your own queries and first-stage hits), or, by default, a sample built here from the docstrings of Python's
-standard library: nothing shipped, the same on every machine, long passages with close candidates.
-Results are cached per model file, pairs, mode and CPU flags.
+Adding a mode is one entry in ``MODES`` (its engine, its graph, what it needs of the CPU, where it runs).
 """
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import json
-import re
-import sys
-import sysconfig
-import time
+import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from .cpu import CpuInfo
-from .errors import ConfigError
-from .paths import cache_root
+from .cpu import CpuInfo, cpu_info
+from .errors import ConfigError, ToolMissingError
+from .gate import Group, builtin_gate_pairs, load_gate_pairs, measured_fidelity, measured_speed
+from .model import quantized
 
-__all__ = [
-    "EXACT_LOGITS",
-    "FASTER_BY",
-    "GATE",
-    "SPEED_ORDER",
-    "Fidelity",
-    "Gate",
-    "Mode",
-    "Precision",
-    "builtin_gate_pairs",
-    "fidelity",
-    "load_gate_pairs",
-    "unsupported",
-]
+__all__ = ["FASTER_BY", "MODES", "Decision", "Host", "ModeSpec", "choose", "refusal"]
 
-Precision = Literal["auto", "fp32", "bf16", "int8"]
-# "fp32-openvino": the same fp32 arithmetic on OpenVINO, which auto takes when it is installed and exact
-Mode = Literal["fp32", "bf16", "int8", "fp32-openvino"]
-# the modes auto considers besides ONNX Runtime fp32; which is fastest depends on the CPU, so auto times them
-SPEED_ORDER: tuple[Mode, ...] = ("bf16", "int8", "fp32-openvino")
+#: Where a model runs: the kit's own scorer (stand-in, TorchServe handler, in-process), ml-commons' ONNX
+#: Runtime CPU engine inside OpenSearch, or a server that is neither (SageMaker's DLC, a given endpoint).
+Host = Literal["kit", "ml-commons", "other"]
 # auto leaves fp32 only for a mode at least this much faster: a timing on a busy machine varies by a few percent
 FASTER_BY = 1.1
-# pairs auto times each mode on (after a few untimed ones): long passages, about 3 s a mode on 2 cores
-SPEED_PAIRS = 64
-# an exact mode's largest logit shift against ONNX Runtime fp32 (the exactness tests hold it to PyTorch)
-EXACT_LOGITS = 1e-4
 
-Group = tuple[str, list[str]]
+
+def _needs_bf16(cpu: CpuInfo) -> str | None:
+    if cpu.bf16:
+        return None
+    return (
+        f"this CPU ({cpu.model}) has no bf16 dot products (AVX512-BF16 or AMX): bf16 would run as f32 "
+        "and gain nothing; use --precision fp32, int8 or auto"
+    )
+
+
+def _needs_simd(cpu: CpuInfo) -> str | None:
+    if {"avx2", "avx512f"} & cpu.flags:
+        return None
+    return f"this CPU ({cpu.model}) has neither AVX2 nor AVX-512: int8 would be slower than fp32; use fp32"
 
 
 @dataclass(frozen=True)
-class Gate:
-    spearman: float = 0.999
-    top5_mean: float = 0.98
-    top5_min: float = 0.8
+class ModeSpec:
+    """One way to run a graph: on which engine (with which precision hint), on which form of the graph, whether
+    it claims fp32's scores, what it needs of the CPU, where it can run, and whether users can ask for it by
+    name (``auto`` considers every mode but fp32 as a candidate)."""
 
+    name: str
+    engine: Literal["onnxruntime", "openvino"]
+    hint: str = "f32"
+    graph: Callable[[Path], Path] = field(default=lambda onnx_file: onnx_file)
+    exact: bool = False
+    needs: Callable[[CpuInfo], str | None] = field(default=lambda cpu: None)
+    hosts: frozenset[str] = frozenset({"kit"})
+    selectable: bool = True
+    #: (Python module, the extra that installs it) the mode cannot run without
+    requires: tuple[str, str] | None = None
 
-GATE = Gate()
-
-
-@dataclass(frozen=True)
-class Fidelity:
-    """A mode's scores against fp32's on the same pairs."""
-
-    spearman: float
-    top5_mean: float
-    top5_min: float
-    max_abs_logit_diff: float
-
-    def failures(self, gate: Gate = GATE, *, exact: bool = False) -> list[str]:
-        """What fails the gate; ``exact``: the mode claims fp32's scores, so its logits must match too."""
-        out = []
-        if exact and self.max_abs_logit_diff > EXACT_LOGITS:
-            out.append(f"largest logit shift {self.max_abs_logit_diff:.3g} > {EXACT_LOGITS} (not exact)")
-        if self.spearman < gate.spearman:
-            out.append(f"Spearman {self.spearman:.5f} < {gate.spearman}")
-        if self.top5_mean < gate.top5_mean:
-            out.append(f"top-5 overlap mean {self.top5_mean:.3f} < {gate.top5_mean}")
-        if self.top5_min < gate.top5_min:
-            out.append(f"top-5 overlap min {self.top5_min:.2f} < {gate.top5_min}")
-        return out
-
-    def passes(self, gate: Gate = GATE, *, exact: bool = False) -> bool:
-        return not self.failures(gate, exact=exact)
-
-    def shown(self) -> str:
-        return (
-            f"Spearman {self.spearman:.5f}, top-5 overlap mean {self.top5_mean:.3f} / min {self.top5_min:.2f}, "
-            f"largest logit shift {self.max_abs_logit_diff:.3g}"
-        )
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.arange(len(x), dtype=np.float64)
-    return ranks
-
-
-def fidelity(reference: np.ndarray, candidate: np.ndarray, sizes: Sequence[int], k: int = 5) -> Fidelity:
-    """Compare ``candidate`` scores with ``reference`` ones; ``sizes``: documents per query, in order."""
-    reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
-    overlaps, start = [], 0
-    for size in sizes:
-        ref, got = reference[start : start + size], candidate[start : start + size]
-        top = min(k, size)
-        best_ref, best_got = np.argsort(-ref, kind="stable")[:top], np.argsort(-got, kind="stable")[:top]
-        overlaps.append(len(set(best_ref) & set(best_got)) / top)
-        start += size
-    spearman = float(np.corrcoef(_ranks(reference), _ranks(candidate))[0, 1]) if len(reference) > 1 else 1.0
-    shift = float(np.max(np.abs(reference - candidate))) if len(reference) else 0.0
-    return Fidelity(spearman, float(np.mean(overlaps)), float(np.min(overlaps)), shift)
-
-
-def unsupported(mode: Mode, cpu: CpuInfo) -> str | None:
-    """Why this CPU cannot run ``mode`` as what it claims to be, or None."""
-    if mode == "bf16" and not cpu.bf16:
-        return (
-            f"this CPU ({cpu.model}) has no bf16 dot products (AVX512-BF16 or AMX): bf16 would run as f32 "
-            "and gain nothing; use --precision fp32, int8 or auto"
-        )
-    if mode == "int8" and not ({"avx2", "avx512f"} & cpu.flags):
-        return f"this CPU ({cpu.model}) has neither AVX2 nor AVX-512: int8 would be slower than fp32; use fp32"
-    return None
-
-
-def load_gate_pairs(path: str | Path) -> list[Group]:
-    """Read ``{"query": str, "documents": [str, ...]}`` lines; refuse what the gate cannot judge."""
-    groups: list[Group] = []
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read --gate-pairs {path}: {exc.strerror}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    def missing(self) -> str | None:
+        """What to install for this mode, or None when it can load."""
+        if self.requires is None:
+            return None
         try:
-            row = json.loads(line)
-            query, docs = row["query"], row["documents"]
-            if not isinstance(query, str) or not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
+            importlib.import_module(self.requires[0])
+        except ImportError:
+            return f"--precision {self.name} needs {self.requires[0]}: pip install 'osrerank[{self.requires[1]}]'"
+        return None
+
+
+MODES: dict[str, ModeSpec] = {
+    m.name: m
+    for m in (
+        ModeSpec("fp32", "onnxruntime", exact=True, hosts=frozenset({"kit", "ml-commons"})),
+        # bf16: only where the CPU has bf16 dot products; elsewhere OpenVINO would quietly compute in f32
+        ModeSpec("bf16", "openvino", hint="bf16", needs=_needs_bf16, requires=("openvino", "openvino")),
+        # int8: weights per channel, activations quantized at run time (1.5x fp32 on SciFact passages, 2 Zen 3
+        # cores; it moves scores, so only through the gate)
+        ModeSpec(
+            "int8",
+            "onnxruntime",
+            graph=quantized,
+            needs=_needs_simd,
+            hosts=frozenset({"kit", "ml-commons"}),
+            requires=("onnx", "int8"),
+        ),
+        # the same fp32 arithmetic on OpenVINO: auto takes it when it is installed, exact and faster
+        ModeSpec("fp32-openvino", "openvino", exact=True, selectable=False, requires=("openvino", "openvino")),
+    )
+}
+#: What ``--precision`` accepts.
+PRECISIONS = ("auto", *(name for name, m in MODES.items() if m.selectable))
+
+
+def refusal(asked: str, host: Host, cpu: CpuInfo, where: str) -> str | None:
+    """Why ``asked`` (a mode or ``auto``) cannot run on ``host`` on this CPU, or None. ``where`` names the place
+    for the message ("the sagemaker target", "a given --endpoint-url"). Cheap: nothing is loaded."""
+    if asked == "fp32":
+        return None
+    if host == "other":
+        return (
+            f"--precision {asked} cannot apply to {where}: only the standin and opensearch targets run the kit's scorer"
+        )
+    if asked == "auto":
+        return None
+    mode = MODES[asked]
+    if host not in mode.hosts:
+        can = ", ".join(n for n, m in MODES.items() if host in m.hosts and m.selectable)
+        return (
+            f"--precision {asked} cannot run inside OpenSearch ({where}): ml-commons runs ONNX Runtime's CPU provider, "
+            f"which runs {can} only. Use --precision int8 or auto (int8 when it keeps the ranking), or the standin "
+            "target"
+        )
+    why = mode.needs(cpu)
+    return f"--precision {asked}: {why}" if why else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The mode a model runs in, and why: what the CLI reports and ``/ping`` shows (``figures``: each mode's
+    gate figures, and the speeds when ``auto`` timed any)."""
+
+    mode: str
+    reason: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+Score = Callable[[list[tuple[str, str]]], np.ndarray]
+
+
+def _lazily(build: Callable[[str], Score], mode: str) -> Score:
+    """``build(mode)``'s score function, loaded on its first call: a cached gate result needs no model."""
+    made: list[Score] = []
+
+    def score(pairs: list[tuple[str, str]]) -> np.ndarray:
+        if not made:
+            made.append(build(mode))
+        return made[0](pairs)
+
+    return score
+
+
+def choose(
+    asked: str,
+    host: Host,
+    key: Callable[[], Sequence[str]],
+    build: Callable[[str], Score],
+    gate_pairs: str | None = None,
+) -> Decision:
+    """The mode to run in. ``build(mode)`` loads the model in that mode and returns its raw-score function; it
+    is called only when something must be measured (every result is remembered). ``key()`` names the model (its
+    graph's digest, kind, max length); it is asked only after the cheap refusals. Asked for a mode, it is refused
+    (ConfigError with the figures) unless it passes the gate; for ``auto``, every candidate this host and CPU can
+    run is gated, and the fastest that passes is taken."""
+    cpu = cpu_info()
+    why = refusal(asked, host, cpu, "this host")
+    if why:
+        raise ConfigError(why)
+    if asked == "fp32":
+        return Decision("fp32", "asked for")
+    source = gate_pairs or "the built-in sample (Python standard library docstrings)"
+    groups: list[Group] = load_gate_pairs(gate_pairs) if gate_pairs else builtin_gate_pairs()
+    model_key = list(key())
+    flags = ",".join(sorted(cpu.flags))
+    reference_scores: list[np.ndarray] = []
+    exact = _lazily(build, "fp32")
+
+    def reference(pairs: list[tuple[str, str]]) -> np.ndarray:  # every mode's gate runs on the same pairs: once
+        if not reference_scores:
+            reference_scores.append(exact(pairs))
+        return reference_scores[0]
+
+    candidates = [asked] if asked != "auto" else [n for n, m in MODES.items() if n != "fp32" and host in m.hosts]
+    notes: list[str] = []
+    figures: dict[str, Any] = {}
+    passed: dict[str, Score] = {}
+    for name in candidates:
+        mode = MODES[name]
+        unmet = mode.needs(cpu)
+        if unmet:
+            notes.append(f"{name}: {unmet.split(':')[0]}")
+            continue
+        missing = mode.missing()
+        if missing:
+            if asked != "auto":
+                raise ToolMissingError(missing)
+            notes.append(f"{name}: not installed ({missing.split(': ')[-1]})")
+            continue
+        score = _lazily(build, name)
+        result = measured_fidelity([*model_key, name, flags], groups, score, reference)
+        figures[name] = result.shown()
+        if result.passes(exact=mode.exact):
+            if asked != "auto":
+                return Decision(name, f"{name} passed the fidelity gate on {source}: {result.shown()}", figures)
+            passed[name] = score
+            notes.append(f"{name} passed the fidelity gate on {source} ({result.shown()})")
+            continue
+        if asked != "auto":
             raise ConfigError(
-                f'--gate-pairs {path}, line {number}: expected {{"query": "...", "documents": ["...", ...]}}'
-            ) from None
-        groups.append((query, list(docs)))
-    if len(groups) < 4 or min(len(d) for _, d in groups) < 5:
-        raise ConfigError(f"--gate-pairs {path}: the gate needs at least 4 queries with at least 5 documents each")
-    return groups
-
-
-_WORD = re.compile(r"[a-z]{3,}")
-
-
-def builtin_gate_pairs(queries: int = 12, per_query: int = 24) -> list[Group]:
-    """Groups from the standard library's own docstrings: each query is the first sentence of a long
-    docstring, its candidates the long docstrings sharing most words with it (itself among them)."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    docs: list[str] = []
-    for file in sorted(root.glob("*.py")):
-        try:
-            tree = ast.parse(file.read_text(encoding="utf-8", errors="replace"))
-        except (SyntaxError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
-                text = ast.get_docstring(node)
-                if text and 800 <= len(text) <= 6000:
-                    docs.append(" ".join(text.split()))
-    if len(docs) < per_query * 2:
-        raise ConfigError(
-            f"cannot build the built-in gate sample from {root} (Python {sys.version.split()[0]}): pass --gate-pairs"
-        )
-    words = [set(_WORD.findall(d.lower())) for d in docs]
-    step = len(docs) // queries
-    groups: list[Group] = []
-    for i in range(queries):
-        source = docs[i * step]
-        query = re.split(r"(?<=[.!?])\s", source, maxsplit=1)[0][:300]
-        q_words = set(_WORD.findall(query.lower()))
-        ranked = sorted(range(len(docs)), key=lambda j: (-len(q_words & words[j]), j))[:per_query]
-        groups.append((query, [docs[j] for j in ranked]))
-    return groups
-
-
-def pairs_of(groups: Sequence[Group]) -> tuple[list[tuple[str, str]], list[int]]:
-    return [(q, d) for q, docs in groups for d in docs], [len(docs) for _, docs in groups]
-
-
-def _remembered(folder: str, key: Sequence[object], measure: Callable[[], dict[str, float]]) -> dict[str, float]:
-    """``measure()``, kept in the kit cache under a digest of ``key`` (gate results and speeds alike)."""
-    digest = hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()[:24]
-    path = cache_root() / folder / f"{digest}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    result = measure()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result))
-    return result
-
-
-def cached_fidelity(
-    key_parts: Sequence[str],
-    groups: Sequence[Group],
-    score: Callable[[list[tuple[str, str]]], np.ndarray],
-    reference: Callable[[list[tuple[str, str]]], np.ndarray],
-) -> Fidelity:
-    """The fidelity of ``score`` against ``reference`` on ``groups``, remembered across runs."""
-
-    def measure() -> dict[str, float]:
-        pairs, sizes = pairs_of(groups)
-        return asdict(fidelity(reference(pairs), score(pairs), sizes))
-
-    return Fidelity(**_remembered("precision-gate", [*key_parts, groups], measure))
-
-
-def cached_speed(
-    key_parts: Sequence[str], groups: Sequence[Group], score: Callable[[list[tuple[str, str]]], np.ndarray]
-) -> float:
-    """Pairs per second of ``score`` on the first ``SPEED_PAIRS`` gate pairs (a few untimed first),
-    remembered across runs like the gate (the key holds the CPU's flags)."""
-
-    def measure() -> dict[str, float]:
-        pairs, _ = pairs_of(groups)
-        score(pairs[:8])  # first calls allocate and compile
-        timed = pairs[8 : 8 + SPEED_PAIRS]
-        started = time.perf_counter()
-        score(timed)
-        return {"pairs_per_s": len(timed) / (time.perf_counter() - started)}
-
-    return float(_remembered("precision-speed", [*key_parts, "speed", SPEED_PAIRS, groups], measure)["pairs_per_s"])
+                f"--precision {name} changes the ranking too much on {source}: {'; '.join(result.failures())} "
+                f"({result.shown()}). Use --precision fp32 (exact) or auto."
+            )
+        notes.append(f"{name} failed the fidelity gate ({'; '.join(result.failures(exact=mode.exact))})")
+    if not passed:
+        return Decision("fp32", f"auto picked fp32 (exact): {'; '.join(notes)}", figures)
+    speeds = {"fp32": measured_speed([*model_key, "fp32", flags], groups, exact)}
+    for name, score in passed.items():
+        speeds[name] = measured_speed([*model_key, name, flags], groups, score)
+    figures["pairs_per_s"] = {m: round(v, 1) for m, v in speeds.items()}
+    timed = "timed here, pairs/s: " + ", ".join(f"{m} {v:.1f}" for m, v in speeds.items())
+    best = max(passed, key=lambda m: speeds[m])
+    if speeds[best] >= FASTER_BY * speeds["fp32"]:
+        return Decision(best, f"auto picked {best}, the fastest ({timed}); {'; '.join(notes)}", figures)
+    return Decision(
+        "fp32",
+        f"auto picked fp32 (exact): nothing that passed is {FASTER_BY}x faster ({timed}); {'; '.join(notes)}",
+        figures,
+    )

@@ -1,7 +1,8 @@
 """The whole flow as one object: ``Reranker(settings).setup() / search() / teardown()``.
 
-setup: cluster → model group → the target's model (endpoint, connector, model; or the model inside
-the cluster) → smoke check → pipeline. Each step finds its object by name first, so a second run
+setup: the model server (or the packaged graph) → cluster → model group → the target's model (connector,
+model; or the model inside the cluster) → smoke check → pipeline, and the record of what it was given
+(records.py), which later commands start from. Each step finds its object by name first, so a second run
 creates nothing new. Where the model runs is the target's business (osrerank/targets/): nothing here
 depends on which target it is.
 """
@@ -11,14 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .config import Settings
 from .errors import ConfigError, NotFound, OpenSearchError, OsRerankError
+from .ingest import create_index as create_index_
 from .ingest import delete_index, owned_by_kit
 from .launcher import LocalOpenSearch
 from .ml_commons import MLCommons
 from .opensearch import Cluster, connect
-from .pipeline import check_pipeline, delete_pipeline, ensure_pipeline, render_pipeline
+from .pipeline import delete_pipeline, set_up_pipeline
+from .records import forget, remember
 from .search import SearchResult, search
+from .settings import Settings
 from .targets import Target, get_target
 from .types import Found, Progress, quiet
 
@@ -44,7 +47,7 @@ class Reranker:
 
     Example::
 
-        r = Reranker(Settings(model="./ms-marco-MiniLM-L-6-v2"))
+        r = Reranker(Settings(model="./ms-marco-MiniLM-L-6-v2", index="my-docs"))
         r.setup()
         for hit in r.search("What is the capital of the United States?").hits:
             print(hit.score, hit.source["passage_text"])
@@ -63,15 +66,16 @@ class Reranker:
     def cluster(self, *, start: bool = False) -> Cluster:
         """The configured cluster, or the local one (started only when ``start``)."""
         if self._cluster is None:
-            url = self.settings.opensearch_url
+            options = self.settings.cluster
+            url = options.url
             if not url:
-                local = LocalOpenSearch(self.settings.opensearch_version, progress=self.progress)
+                local = LocalOpenSearch(options.version, nodes=options.nodes, progress=self.progress)
                 url = local.up().url if start else local.running_url()
                 if not url:
                     raise ConfigError(
                         "no cluster: pass --opensearch-url, or start the local one with `osrerank cluster up`"
                     )
-            self._cluster = connect(self.settings, url)
+            self._cluster = connect(options, url)
         return self._cluster
 
     def ml(self) -> MLCommons:
@@ -90,16 +94,22 @@ class Reranker:
         self.target.check()
         return self.target.deploy(self._ml_if_any())
 
-    def setup(self) -> SetupResult:
+    def setup(self, *, create_index: bool | None = None) -> SetupResult:
         """Run every step; idempotent. Settings are checked before anything starts. A failing step names
         itself and what already exists, so a rerun (after the fix) picks up from there: every earlier
-        object is found by name and reused."""
-        check_pipeline(self.settings)
+        object is found by name and reused. ``create_index``: True creates a missing index (empty, text
+        mappings for the document fields), False refuses one; None (eval, the demo: they load their own)
+        does not look."""
         self.target.check()
         result = SetupResult()
         step = "cluster"
         try:
             ml = MLCommons(self.cluster(start=True))
+            if create_index is not None:
+                step = "index"
+                self._ensure_index(ml.cluster, create=create_index, steps=result.steps)
+            step = "model server"
+            result.steps.update(self.target.prepare())  # before the objects in the cluster: a refusal leaves none
             step = "model group"
             result.steps["model group"] = ml.ensure_model_group(self.settings.group_name)
             step = "model"
@@ -108,8 +118,10 @@ class Reranker:
             self.progress("smoke check: one prediction through the cluster")
             self._smoke_check(ml, result.model_id)
             step = "pipeline"
-            body = render_pipeline(self.settings, result.model_id)
-            result.steps["pipeline"] = ensure_pipeline(ml.cluster, self.settings.pipeline, body)
+            s = self.settings
+            description = f"osrerank: rerank {', '.join(s.index.document_fields)} with {s.model.path}"
+            found = set_up_pipeline(ml.cluster, s.pipeline, result.model_id, s.index.document_fields, description)
+            result.steps["pipeline"] = found
         except OsRerankError as exc:
             done = ", ".join(f"{name} {found.id} ({found.action})" for name, found in result.steps.items())
             exc.args = (
@@ -118,11 +130,25 @@ class Reranker:
                 "what exists), or remove it all with `osrerank teardown`.",
             )
             raise
+        remember(s.pipeline.name, s.recordable(), {step: found.id for step, found in result.steps.items()})
         return result
+
+    def _ensure_index(self, cluster: Cluster, *, create: bool, steps: dict[str, Found]) -> None:
+        index = self.settings.index
+        if cluster.exists(f"/{index.name}"):
+            return
+        if not create:
+            fields = ", ".join(index.document_fields)
+            raise ConfigError(
+                f"index {index.name} does not exist: load documents first (osrerank index load FILE --index "
+                f"{index.name}), or pass --create-index to create it empty with text fields {fields}"
+            )
+        create_index_(cluster, index.name, index.document_fields)
+        steps["index"] = Found(index.name, "created")
 
     def _smoke_check(self, ml: MLCommons, model_id: str) -> None:
         """One real prediction through the cluster; fails loudly if the wiring is wrong."""
-        scores = ml.predict(model_id, SMOKE_QUERY, SMOKE_DOCS, timeout=self.settings.timeout_s + 5)
+        scores = ml.predict(model_id, SMOKE_QUERY, SMOKE_DOCS, timeout=self.settings.connector.timeout_s + 5)
         if len(scores) != len(SMOKE_DOCS):
             raise OpenSearchError(f"model {model_id} returned {len(scores)} scores for {len(SMOKE_DOCS)} documents")
 
@@ -136,7 +162,7 @@ class Reranker:
 
     def predict(self, query: str, docs: list[str]) -> list[float]:
         """One score per document, in order, from the model registered in the cluster."""
-        return self.ml().predict(self.model_id(), query, docs, timeout=self.settings.timeout_s + 5)
+        return self.ml().predict(self.model_id(), query, docs, timeout=self.settings.connector.timeout_s + 5)
 
     def rank(
         self, query: str, docs: list[str], *, top_k: int | None = None, return_documents: bool = False
@@ -148,7 +174,7 @@ class Reranker:
         return [{"corpus_id": i, "score": scores[i], **({"text": docs[i]} if return_documents else {})} for i in order]
 
     def search(self, query: str, **options: object) -> SearchResult:
-        options.setdefault("timeout", self.settings.timeout_s + 5)
+        options.setdefault("timeout", self.settings.connector.timeout_s + 5)
         return search(self.cluster(), self.settings, query, **options)  # type: ignore[arg-type]
 
     # ----------------------------------------------------------------- teardown
@@ -161,7 +187,7 @@ class Reranker:
         done: list[str] = []
         if ml is not None:
             cluster = ml.cluster
-            for pipeline in [s.pipeline, *self._eval_pipelines(cluster)]:
+            for pipeline in [s.pipeline.name, *self._eval_pipelines(cluster)]:
                 if cluster.exists(f"/_search/pipeline/{pipeline}") if dry_run else delete_pipeline(cluster, pipeline):
                     done.append(f"pipeline {pipeline}")
         done += self.target.teardown(ml, dry_run=dry_run)
@@ -170,9 +196,11 @@ class Reranker:
                 if dry_run or ml.delete_model_group(group["id"]):
                     done.append(f"model group {group['id']}")
             if not keep_index:
-                for index in [s.index, *self._eval_indices(ml.cluster)]:
+                for index in [s.index.name, *self._eval_indices(ml.cluster)]:
                     if owned_by_kit(ml.cluster, index) if dry_run else delete_index(ml.cluster, index):
                         done.append(f"index {index}")
+        if not dry_run:
+            forget(s.pipeline.name)
         return done
 
     def _eval_pipelines(self, cluster: Cluster) -> list[str]:

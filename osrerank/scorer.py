@@ -1,8 +1,11 @@
-"""Score (query, document) pairs with an ONNX model, in two steps the stand-in can schedule apart.
+"""The ``model`` settings section, and the scorer that runs it: (query, document) pairs in, one score each out,
+in two steps the stand-in can schedule apart.
 
 ``encode`` tokenizes (cheap, per request, where a bad text fails only its own request); ``run`` feeds
-encodings from any number of requests to ONNX Runtime, grouped by token length before padding so a
-batch of mixed lengths wastes little compute. Scores always come back in input order.
+encodings from any number of requests to the engine, grouped by token length before padding so a batch of
+mixed lengths wastes little compute. Scores always come back in input order. What differs between model
+families (how a pair is encoded, what an output means) is the kind's (kinds/); which engine and graph run it
+is the precision mode's (precision.py), decided once when the scorer loads.
 
 A text is cut to ``max_length * MAX_CHARS_PER_TOKEN`` characters before tokenizing: a pair never needs
 more than ``max_length`` tokens, and without the cut a multi-megabyte text would be tokenized whole
@@ -13,43 +16,87 @@ truncated.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import field_validator
 
-from .cpu import cpu_info
-from .errors import ConfigError, ModelLoadError, ScoringError, ToolMissingError
-from .model import ScorerOptions, activate, onnx_path, quantized, read_json, resolve_model_dir
-from .precision import (
-    FASTER_BY,
-    SPEED_ORDER,
-    Fidelity,
-    Mode,
-    builtin_gate_pairs,
-    cached_fidelity,
-    cached_speed,
-    load_gate_pairs,
-    unsupported,
-)
-from .runtimes import onnxruntime_runner, openvino_runner
+from .config.section import Section, setting
+from .config.sources import validated
+from .errors import ScoringError
+from .kinds import KINDS, Encoded, ModelKind, Pair
+from .model import DEFAULT_MODEL, Activation, activate, resolve_model_dir
+from .precision import MODES, PRECISIONS, Decision, Host, ModeSpec, choose
+from .runtimes import Runner, onnxruntime_runner, openvino_runner
 
 __all__ = [
     "MAX_CHARS_PER_TOKEN",
-    "Encoded",
+    "ModelOptions",
     "PairScorer",
-    "PrecisionChoice",
     "Scores",
-    "choose_precision",
+    "length_batches",
     "load_scorer",
 ]
 
 MAX_CHARS_PER_TOKEN = 64
+Kind = Literal[tuple(KINDS)]  # type: ignore[valid-type]
+Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
+
+
+class ModelOptions(Section):
+    """What loads and scores: the model, its kind, how its score is shaped, the precision it runs in and the
+    length it reads. Every place that loads a model takes this one section: the stand-in (as JSON), the
+    TorchServe handler, the in-cluster package, the benchmarks."""
+
+    shorthand = "path"
+
+    path: str = setting(DEFAULT_MODEL, "Model folder or Hugging Face Hub id.", flag="--model")
+    kind: Kind = setting(
+        "cross-encoder", "What the model is: " + "; ".join(f"{n}: {k.summary}" for n, k in KINDS.items()) + "."
+    )
+    activation: Activation = setting(
+        "sigmoid",
+        "Score activation: sigmoid (the tutorial's, SageMaker's HF text-classification) or none (raw logits).",
+    )
+    precision: Precision = setting(
+        "fp32",
+        "fp32: exact. bf16 (OpenVINO; CPUs with AVX512-BF16/AMX) or int8: reduced precision, refused unless they keep "
+        "the ranking (the fidelity gate). auto: of fp32 and the modes that pass, the fastest as timed on this machine. "
+        "Stand-in and opensearch targets.",
+    )
+    gate_pairs: str | None = setting(
+        None,
+        'JSONL of {"query": ..., "documents": [...]} from your data for the precision gate [default: a built-in '
+        "sample].",
+    )
+    max_length: int | None = setting(
+        None,
+        "Cut each (query, document) pair to this many tokens: faster, may cost relevance [default: the model's "
+        "limit, 512]. Stand-in and opensearch targets.",
+    )
+    batch_size: int = setting(32, "Pairs per model run.", ge=1)
+    threads: int | None = setting(None, "Engine threads [default: all CPUs].", ge=1)
+
+    @field_validator("max_length")
+    @classmethod
+    def _long_enough(cls, v: int | None) -> int | None:
+        if v is not None and v < 8:
+            raise ValueError(f"{v} is too short: a pair needs at least 8 tokens")
+        return v
+
+    @field_validator("path", "gate_pairs")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        """An existing folder or file as an absolute path, so that a server started elsewhere finds it."""
+        if v is None:
+            return v
+        path = Path(v).expanduser()
+        return str(path.resolve()) if path.exists() else v
 
 
 @dataclass(frozen=True)
@@ -61,116 +108,53 @@ class Scores:
     truncated: np.ndarray
 
 
-@dataclass(frozen=True)
-class Encoded:
-    """Tokenized pairs: one item per pair (an Encoding; for a bi-encoder the query's and the document's),
-    whether each was truncated, and its token count (what scheduling budgets are measured in)."""
-
-    items: list[Any]
-    truncated: np.ndarray
-    tokens: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def slice(self, start: int, stop: int) -> Encoded:
-        return Encoded(self.items[start:stop], self.truncated[start:stop], self.tokens[start:stop])
-
-    @staticmethod
-    def join(parts: Sequence[Encoded]) -> Encoded:
-        return Encoded(
-            [item for p in parts for item in p.items],
-            np.concatenate([p.truncated for p in parts]) if parts else np.zeros(0, dtype=bool),
-            np.concatenate([p.tokens for p in parts]) if parts else np.zeros(0, dtype=np.int64),
-        )
-
-
 class PairScorer:
-    """Scores (query, document) pairs with an ONNX model; thread-safe for concurrent calls.
+    """Scores (query, document) pairs with a model folder in one precision mode; thread-safe for concurrent calls.
 
-    ``score`` returns raw values; ``predict`` applies the activation chosen at construction.
-    ``kind="cross-encoder"``: the model's single logit (sigmoid in ``predict`` unless activation is "none").
-    ``kind="bi-encoder"``: cosine similarity of mean-pooled embeddings of query and document.
+    ``score`` returns raw values; ``predict`` applies the activation (where the kind is squashed).
     """
 
-    def __init__(self, folder: Path, options: ScorerOptions, mode: Mode = "fp32") -> None:
-        from tokenizers import Tokenizer
-
+    def __init__(self, folder: Path, options: ModelOptions, mode: str = "fp32") -> None:
         self.folder, self.options, self.mode = folder, options, mode
-        self.kind, self.activation, self.batch_size = options.kind, options.activation, options.batch_size
-        self.choice = PrecisionChoice(mode, "asked for")
-        self.onnx_file = onnx_file = onnx_path(folder)
-        config = read_json(folder / "config.json")
-        tok_config = read_json(folder / "tokenizer_config.json")
-        if self.kind == "cross-encoder" and len(config.get("id2label", {"0": "x"})) != 1:
-            raise ModelLoadError(
-                f"{folder} is a classifier with {len(config['id2label'])} labels; a cross-encoder for "
-                "reranking has exactly one output logit"
-            )
-        self.label = next(iter(config.get("id2label", {"0": "LABEL_0"}).values()))
-        limits = [config.get("max_position_embeddings", 512), tok_config.get("model_max_length", 512)]
-        if self.kind == "bi-encoder":  # sentence-transformers truncates to its own, often shorter, limit
-            limits.append(read_json(folder / "sentence_bert_config.json").get("max_seq_length", 512))
-        if options.max_length is not None:
-            if options.max_length < 8:
-                raise ConfigError(f"--max-length {options.max_length} is too short: a pair needs at least 8 tokens")
-            limits.append(options.max_length)
+        self.activation, self.batch_size = options.activation, options.batch_size
+        self.kind: ModelKind = KINDS[options.kind](folder)
+        self.decision = Decision(mode, "asked for")
+        self.onnx_file = self.kind.graph()
+        limits = [*self.kind.limits(), *([options.max_length] if options.max_length else [])]
         self.max_length = int(min(x for x in limits if isinstance(x, int) and x > 0))
-        try:
-            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        except Exception as exc:
-            raise ModelLoadError(f"cannot load {folder / 'tokenizer.json'}: {exc}") from exc
-        self.tokenizer.enable_truncation(self.max_length, strategy="longest_first")
-        self.tokenizer.no_padding()
-        self.pad_id = int(config.get("pad_token_id", 0) or 0)
-        threads = options.threads or os.cpu_count() or 1
-        if mode in ("bf16", "fp32-openvino"):
-            self.runner = openvino_runner(onnx_file, threads, "bf16" if mode == "bf16" else "f32")
-        else:
-            self.runner = onnxruntime_runner(quantized(onnx_file) if mode == "int8" else onnx_file, threads)
-        self.input_names = self.runner.input_names
+        self.tokenizer = self.kind.tokenizer(self.max_length)
+        self.pad_id = int(self.kind.config.get("pad_token_id", 0) or 0)
+        self.runner = _runner(MODES[mode], self.onnx_file, options.threads or os.cpu_count() or 1)
+
+    @property
+    def label(self) -> str:
+        return self.kind.label
+
+    @property
+    def squashed(self) -> bool:
+        """Whether scores go through the activation (a bi-encoder's cosine does not)."""
+        return self.kind.squashed
 
     # ------------------------------------------------------------------ public
-    def encode(self, pairs: Sequence[tuple[str, str | None]]) -> Encoded:
-        """Tokenize pairs (each text first cut to max_length * MAX_CHARS_PER_TOKEN characters). A pair without
-        a document (None) is the query alone, as the transformers pipeline encodes an empty ``text_pair``."""
-        cap = self.max_length * MAX_CHARS_PER_TOKEN
-        was_cut = np.array([len(q) > cap or len(d or "") > cap for q, d in pairs], dtype=bool)
-        if self.kind == "bi-encoder":
-            queries = self.tokenizer.encode_batch([q[:cap] for q, _ in pairs])
-            docs = self.tokenizer.encode_batch([(d or "")[:cap] for _, d in pairs])
-            items: list[Any] = list(zip(queries, docs, strict=True))
-            overflow = np.array([bool(d.overflowing) for d in docs], dtype=bool)
-            tokens = np.array([len(q.ids) + len(d.ids) for q, d in items], dtype=np.int64)
-        else:
-            items = self.tokenizer.encode_batch([q[:cap] if d is None else (q[:cap], d[:cap]) for q, d in pairs])
-            overflow = np.array([bool(e.overflowing) for e in items], dtype=bool)
-            tokens = np.array([len(e.ids) for e in items], dtype=np.int64)
-        return Encoded(items, overflow | was_cut, tokens)
+    def encode(self, pairs: Sequence[Pair]) -> Encoded:
+        """Tokenize pairs (each text first cut to max_length * MAX_CHARS_PER_TOKEN characters)."""
+        return self.kind.encode(self.tokenizer, pairs, self.max_length * MAX_CHARS_PER_TOKEN)
 
     def run(self, items: Sequence[Any]) -> np.ndarray:
         """Raw scores for encoded pairs (from one request or many), in input order."""
         if not items:
             return np.zeros(0, dtype=np.float64)
-        if self.kind == "bi-encoder":  # each distinct query is embedded once
-            queries = {tuple(q.ids): q for q, _ in items}
-            row = {key: i for i, key in enumerate(queries)}
-            vectors = self._forward([*queries.values(), *(d for _, d in items)])
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-            docs = vectors[len(queries) :]
-            q_rows = vectors[[row[tuple(q.ids)] for q, _ in items]]
-            return np.einsum("ij,ij->i", q_rows, docs).astype(np.float64)
-        return self._forward(list(items))[:, 0].astype(np.float64)
+        return self.kind.score(self._forward, items)
 
-    def score(self, pairs: Sequence[tuple[str, str | None]]) -> Scores:
+    def score(self, pairs: Sequence[Pair]) -> Scores:
         """Score pairs in input order. Empty input gives empty arrays."""
         encoded = self.encode(pairs)
         return Scores(self.run(encoded.items), encoded.truncated)
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Scores after this scorer's activation (bi-encoder cosines are never squashed)."""
+        """Scores after this scorer's activation (a bi-encoder's cosines are never squashed)."""
         raw = self.score(pairs).values
-        return raw if self.kind == "bi-encoder" else activate(raw, self.activation)
+        return activate(raw, self.activation) if self.squashed else raw
 
     def count_tokens(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
         return [int(n) for n in self.encode(pairs).tokens]
@@ -191,11 +175,9 @@ class PairScorer:
                 types[row, :n] = encodings[i].type_ids
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             try:
-                result = self.runner(feed)
+                result = self.kind.reduce(self.runner(feed), mask)
             except Exception as exc:  # the engine's own error types: a model or runtime fault
                 raise ScoringError(f"the model failed on a batch of {len(chunk)} pairs: {exc}") from exc
-            if self.kind == "bi-encoder":
-                result = _mean_pool(result, mask)
             for row, i in enumerate(chunk):
                 outputs[i] = result[row]
         return np.stack(outputs)  # type: ignore[arg-type]
@@ -220,111 +202,44 @@ def length_batches(lengths: Sequence[int], size: int, spread: float = BATCH_SPRE
     return batches
 
 
-def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    weights = mask[..., None].astype(hidden.dtype)
-    return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-
-
-@dataclass(frozen=True)
-class PrecisionChoice:
-    """The mode a scorer runs in, and why (what ``osrerank serve`` logs and ``/ping`` shows)."""
-
-    mode: Mode
-    reason: str
-    figures: dict[str, Any] | None = None
-
-
-def load_scorer(model: ScorerOptions | str | Path, **options: Any) -> PairScorer:
-    """Resolve a folder or hub id and build a :class:`PairScorer` for it (``options``: ScorerOptions fields).
-    A precision other than fp32 is checked by the fidelity gate first (see :mod:`osrerank.precision`).
+def load_scorer(model: ModelOptions | str | Path, host: Host = "kit", **changes: Any) -> PairScorer:
+    """Resolve a folder or hub id and build a :class:`PairScorer` for it in the precision its options ask for,
+    decided here (see :func:`osrerank.precision.choose`); ``changes``: ModelOptions fields.
 
     Example::
 
         scorer = load_scorer("models/ms-marco-MiniLM-L-6-v2")
         scorer.predict([("What is the capital of the United States?", "Washington, D.C. ...")])
     """
-    chosen = model if isinstance(model, ScorerOptions) else ScorerOptions(model=str(model))
-    chosen = replace(chosen, **options)
-    folder = resolve_model_dir(chosen.model)
-    if chosen.precision == "fp32":
-        return PairScorer(folder, chosen)
-    choice = choose_precision(folder, chosen)
-    scorer = PairScorer(folder, chosen, choice.mode)
-    scorer.choice = choice
+    options = model if isinstance(model, ModelOptions) else ModelOptions(path=str(model))
+    if changes:
+        options = validated(ModelOptions, {**options.model_dump(), **changes}, ("model",))  # ConfigError if bad
+    folder = resolve_model_dir(options.path)
+    if options.precision == "fp32":
+        return PairScorer(folder, options)
+    loaded: dict[str, PairScorer] = {}
+
+    def load(mode: str) -> PairScorer:
+        if mode not in loaded:
+            loaded[mode] = PairScorer(folder, options, mode)
+        return loaded[mode]
+
+    def key() -> list[str]:  # the fp32 load checks the folder and converts it once
+        return [hashlib.sha256(load("fp32").onnx_file.read_bytes()).hexdigest(), options.kind, str(options.max_length)]
+
+    decision = choose(options.precision, host, key, lambda mode: _raw(load(mode)), options.gate_pairs)
+    scorer = load(decision.mode)
+    scorer.decision = decision
     return scorer
 
 
-def choose_precision(folder: Path, options: ScorerOptions, modes: Sequence[Mode] = SPEED_ORDER) -> PrecisionChoice:
-    """Gate the asked mode (refused when it fails); for ``auto``, gate the ``modes`` this CPU runs, time fp32
-    and those that pass, and take the fastest (see :mod:`osrerank.precision`)."""
-    cpu = cpu_info()
-    asked = options.precision
-    if asked == "fp32":
-        return PrecisionChoice("fp32", "asked for")
-    if asked != "auto":
-        why = unsupported(asked, cpu)  # type: ignore[arg-type]
-        if why:
-            raise ConfigError(f"--precision {asked}: {why}")
-    source = options.gate_pairs or "the built-in sample (Python standard library docstrings)"
-    groups = load_gate_pairs(options.gate_pairs) if options.gate_pairs else builtin_gate_pairs()
-    key = [hashlib.sha256(onnx_path(folder).read_bytes()).hexdigest(), options.kind, str(options.max_length)]
-    flags = ",".join(sorted(cpu.flags))
-    notes: list[str] = []
-    figures: dict[str, Any] = {}
-    exact = functools.cache(lambda: PairScorer(folder, replace(options, precision="fp32")))  # on a cache miss only
-    reference_scores: list[np.ndarray] = []
+def _runner(mode: ModeSpec, onnx_file: Path, threads: int) -> Runner:
+    """A precision mode's engine on its form of the graph."""
+    graph = mode.graph(onnx_file)
+    if mode.engine == "openvino":
+        return openvino_runner(graph, threads, mode.hint)
+    return onnxruntime_runner(graph, threads)
 
-    def fp32(pairs: list[tuple[str, str]]) -> np.ndarray:
-        return exact().score(pairs).values
 
-    def reference(pairs: list[tuple[str, str]]) -> np.ndarray:  # every mode's gate runs on the same pairs: once
-        if not reference_scores:
-            reference_scores.append(fp32(pairs))
-        return reference_scores[0]
-
-    candidates: list[Mode] = [asked] if asked != "auto" else list(modes)  # type: ignore[list-item]
-    passed: dict[Mode, PairScorer] = {}
-    for mode in candidates:
-        why = unsupported(mode, cpu)
-        if why:
-            notes.append(f"{mode}: {why.split(':')[0]}")
-            continue
-        try:
-            candidate = PairScorer(folder, options, mode)
-        except ToolMissingError as exc:
-            if asked != "auto":
-                raise
-            notes.append(f"{mode}: {exc}")
-            continue
-        result: Fidelity = cached_fidelity(
-            [*key, mode, flags], groups, lambda p, c=candidate: c.score(p).values, reference
-        )
-        figures[mode] = result.shown()
-        claims_fp32 = mode == "fp32-openvino"
-        if result.passes(exact=claims_fp32):
-            if asked != "auto":
-                return PrecisionChoice(mode, f"{mode} passed the fidelity gate on {source}: {result.shown()}", figures)
-            passed[mode] = candidate
-            notes.append(f"{mode} passed the fidelity gate on {source} ({result.shown()})")
-            continue
-        if asked != "auto":
-            raise ConfigError(
-                f"--precision {mode} changes the ranking too much on {source}: {'; '.join(result.failures())} "
-                f"({result.shown()}). Use --precision fp32 (exact) or auto."
-            )
-        notes.append(f"{mode} failed the fidelity gate ({'; '.join(result.failures(exact=claims_fp32))})")
-    if not passed:
-        return PrecisionChoice("fp32", f"auto picked fp32 (exact): {'; '.join(notes)}", figures)
-    speeds = {"fp32": cached_speed([*key, "fp32", flags], groups, fp32)}
-    for mode, scorer in passed.items():
-        speeds[mode] = cached_speed([*key, mode, flags], groups, lambda p, c=scorer: c.score(p).values)
-    figures["pairs_per_s"] = {m: round(v, 1) for m, v in speeds.items()}
-    timed = "timed here, pairs/s: " + ", ".join(f"{m} {v:.1f}" for m, v in speeds.items())
-    best = max(passed, key=lambda m: speeds[m])
-    if speeds[best] >= FASTER_BY * speeds["fp32"]:
-        return PrecisionChoice(best, f"auto picked {best}, the fastest ({timed}); {'; '.join(notes)}", figures)
-    return PrecisionChoice(
-        "fp32",
-        f"auto picked fp32 (exact): nothing that passed is {FASTER_BY}x faster ({timed}); {'; '.join(notes)}",
-        figures,
-    )
+def _raw(scorer: PairScorer) -> Any:
+    return lambda pairs: scorer.score(pairs).values

@@ -2,8 +2,8 @@
 
 The rerank processor rescores exactly the hits of the page OpenSearch returns, in one model call.
 To rerank the top K and show the top N (Elasticsearch's ``rank_window_size``) we ask for K hits
-and cut to N after reranking. :func:`search_body` is the one builder of such requests: search, eval
-and the benchmarks all use it.
+(``top_k``) and cut to N after reranking; a pipeline with a rank window does the same in the engine.
+:func:`search_body` is the one builder of such requests: search, eval and the benchmarks all use it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .config import Settings
 from .errors import ConfigError, NotFound, OpenSearchError
 from .opensearch import Cluster
+from .settings import Settings
 
 __all__ = ["Hit", "SearchResult", "search", "search_body"]
 
@@ -110,7 +110,7 @@ def search(
     query: str,
     *,
     size: int = 10,
-    window: int | None = None,
+    top_k: int | None = None,
     min_score: float | None = None,
     match_all: bool = False,
     query_text_path: str | None = None,
@@ -118,25 +118,26 @@ def search(
     timeout: float | None = None,
     blend_weight: float | None = None,
 ) -> SearchResult:
-    """Rerank the top ``window`` BM25 hits (default: ``size``; the pipeline's window applies too) and return
+    """Rerank the top ``top_k`` BM25 hits (default: ``size``; the pipeline's rank window applies too) and return
     the best ``size``. With ``blend_weight``, hits are ordered by that share of the normalised BM25 score
     plus the rest of the model's (see :func:`blend`). A pipeline set up with ``on_model_failure first-stage``
     is asked with ``verbose_pipeline``, so that a fallback shows (``reranked`` False, ``fallback`` why)."""
-    if any("." in f for f in settings.document_fields) and cluster.version < (3, 6, 0):
+    fields, window = settings.index.document_fields, settings.pipeline.window
+    if any("." in f for f in fields) and cluster.version < (3, 6, 0):
         warnings.warn(
-            f"document_fields {settings.document_fields} has a dotted path; OpenSearch "
+            f"document_fields {fields} has a dotted path; OpenSearch "
             f"{'.'.join(map(str, cluster.version))} reranks such fields on empty text (fixed in 3.6)",
             stacklevel=2,
         )
-    k = max(window or size, size, settings.window or 0) if blend_weight is not None else max(window or size, size)
-    body = search_body(query, settings.document_fields, k, match_all=match_all, query_text_path=query_text_path)
-    pipeline = pipeline or settings.pipeline
+    k = max(top_k or size, size, window or 0) if blend_weight is not None else max(top_k or size, size)
+    body = search_body(query, fields, k, match_all=match_all, query_text_path=query_text_path)
+    pipeline = pipeline or settings.pipeline.name
     params = {"search_pipeline": pipeline}
     fails_open = _fails_open(cluster, pipeline)
     if fails_open:  # verbose mode says whether the rerank ran (it also answers failures a pipeline would fail)
         params["verbose_pipeline"] = "true"
     try:
-        raw = cluster.call("POST", f"/{settings.index}/_search", body, params=params, timeout=timeout)
+        raw = cluster.call("POST", f"/{settings.index.name}/_search", body, params=params, timeout=timeout)
     except OpenSearchError as exc:
         if exc.status in (400, 404) and f"{pipeline} is not defined" in str(exc):
             raise ConfigError(f"search pipeline {pipeline!r} does not exist: run `osrerank setup` first") from exc
@@ -145,8 +146,8 @@ def search(
     raw.pop("processor_results", None)  # copies of every hit, twice: not for the caller
     hits = [Hit(h["_id"], float(h["_score"]), h.get("_source", {})) for h in raw["hits"]["hits"]]
     if blend_weight is not None and reranked:
-        plain = search_body(query, settings.document_fields, k, rerank=False, match_all=match_all)
-        first_stage = cluster.call("POST", f"/{settings.index}/_search", plain, timeout=timeout)
+        plain = search_body(query, fields, k, rerank=False, match_all=match_all)
+        first_stage = cluster.call("POST", f"/{settings.index.name}/_search", plain, timeout=timeout)
         bm25 = {h["_id"]: float(h["_score"]) for h in first_stage["hits"]["hits"]}
         blended = blend(bm25, {h.id: h.score for h in hits}, blend_weight)
         hits = sorted((Hit(h.id, blended[h.id], h.source) for h in hits if h.id in blended), key=lambda h: -h.score)

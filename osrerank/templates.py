@@ -47,6 +47,8 @@ class ConnectorTemplate:
     api: str
     auth: Literal["aws_sigv4", "bearer"]
     standin_path: str | None = None
+    #: whether the API refuses a call without its credential (Cohere's); else a bearer token is optional
+    auth_required: bool = False
     #: whether the API can return raw logits (activation none); hosted rerank APIs give relevance in [0, 1]
     raw_scores: bool = True
 

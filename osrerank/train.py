@@ -25,7 +25,7 @@ from .model import check_model, export_onnx, pytorch_folder, read_json
 from .opensearch import Cluster
 from .search import search_body
 
-__all__ = ["TrainOptions", "TrainResult", "mine", "train"]
+__all__ = ["TrainOptions", "TrainResult", "mine", "train", "write_training_report"]
 
 Loss = Literal["lambda", "bce", "cmnrl"]
 
@@ -245,7 +245,7 @@ def train(
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         if (start / name).exists() and not (options.out / name).exists():
             (options.out / name).write_bytes((start / name).read_bytes())
-    onnx_file = export_onnx(options.out, options.out / "onnx" / "model.onnx")
+    onnx_file = export_onnx(options.out, options.out / "onnx" / "model.onnx", classifier=True)
     result.onnx_max_logit_diff = _check_onnx(model, onnx_file, options.out, evaluation)
     import shutil
 
@@ -257,14 +257,13 @@ def _check_onnx(model: Any, onnx_file: Path, folder: Path, held_out: list[Exampl
     """The exported graph scores the held-out pairs as PyTorch does, to 1e-4 (logits)."""
     import numpy as np
 
-    from .model import ScorerOptions
-    from .scorer import PairScorer
+    from .scorer import ModelOptions, PairScorer
 
     pairs = [(e.query, d) for e in held_out for d in (e.positives + e.negatives)[:8]][:256]
     if not pairs:
         return 0.0
     torch_logits = np.asarray(model.predict(pairs, activation_fn=__import__("torch").nn.Identity()), dtype=np.float64)
-    scorer = PairScorer(folder, ScorerOptions(model=str(folder), activation="none"))
+    scorer = PairScorer(folder, ModelOptions(path=str(folder), activation="none"))
     # PyTorch scores with the training max_length: the ONNX scorer is cut to the same length for the check
     scorer.tokenizer.enable_truncation(model.max_length, strategy="longest_first")
     diff = float(np.max(np.abs(scorer.score(pairs).values - torch_logits)))
@@ -275,7 +274,7 @@ def _check_onnx(model: Any, onnx_file: Path, folder: Path, held_out: list[Exampl
     return diff
 
 
-def write_report(
+def write_training_report(
     result: TrainResult, options: TrainOptions, data_note: str, evals: dict[str, dict[str, float]]
 ) -> Path:
     """TRAINING.md (and training-loss.png) in the output folder."""

@@ -95,7 +95,7 @@ def scorer(test_model_dir: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def local_cluster(record_testsuite_property: Any) -> Iterator[Any]:
-    """The real OpenSearch node for the integration suite (version: OSRERANK_OPENSEARCH_VERSION).
+    """The real OpenSearch node for the integration suite (version: OSRERANK_CLUSTER__VERSION).
 
     With OSRERANK_CLUSTER=testcontainers (and a Docker engine) it is a container instead; see
     osrerank/launcher/containers.py for the OSRERANK_ENDPOINT_HOST setting that goes with it.
@@ -111,8 +111,11 @@ def local_cluster(record_testsuite_property: Any) -> Iterator[Any]:
         container.down()
         return
 
-    nodes = int(os.environ.get("OSRERANK_NODES", "1"))  # explicit: a running cluster of another size is restarted
-    cluster = LocalOpenSearch(nodes=nodes, progress=lambda m: print(f"[cluster] {m}", flush=True))
+    from osrerank.settings import Settings
+
+    options = Settings.resolve({}).cluster  # OSRERANK_CLUSTER__VERSION / __NODES, as every command reads them
+    nodes = options.nodes or 1  # explicit: a running cluster of another size is restarted
+    cluster = LocalOpenSearch(options.version, nodes=nodes, progress=lambda m: print(f"[cluster] {m}", flush=True))
     was_running = cluster.running_url() is not None
     info = cluster.up()
     shape = f"x{len(info.nodes)}" if len(info.nodes) > 1 else ""
@@ -124,21 +127,21 @@ def local_cluster(record_testsuite_property: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def os_client(local_cluster: Any) -> Any:
-    from osrerank.config import Settings
-    from osrerank.opensearch import connect
+    from osrerank.opensearch import ClusterOptions, connect
 
-    return connect(Settings(), local_cluster.url)
+    return connect(ClusterOptions(), local_cluster.url)
 
 
 def start_standin(name: str, model: Path, serve: dict[str, Any] | None = None, **scorer: Any) -> Any:
-    """A stand-in process with auth on and recording of received texts; returns (StandIn, its info)."""
-    from osrerank.model import ScorerOptions
-    from osrerank.server.run import ServeOptions
-    from osrerank.targets.standin import StandIn
+    """A stand-in process with auth on and recording of received texts; returns (StandInProcess, its info)."""
+    from osrerank.scorer import ModelOptions
+    from osrerank.server.options import ServerOptions
+    from osrerank.server.run import ServerSpec
+    from osrerank.targets.standin import StandInProcess
 
-    process = StandIn(name)
-    options = ServeOptions(ScorerOptions(model=str(model), **scorer), port=0, record=True, **(serve or {}))
-    info, _ = process.start(options)
+    process = StandInProcess(name)
+    spec = ServerSpec(model=ModelOptions(path=str(model), **scorer), server=ServerOptions(record=True, **(serve or {})))
+    info, _ = process.start(spec)
     return process, info
 
 

@@ -11,10 +11,10 @@ request gets its own 400, never its neighbours'. (TorchServe loads exactly one c
 """
 
 import json
-import os
 
-from osrerank.model import ScorerOptions, activate
-from osrerank.scorer import load_scorer
+from osrerank.config.environment import get
+from osrerank.model import activate
+from osrerank.scorer import ModelOptions, load_scorer
 from osrerank.server.payloads import STATUS, ServerError, torchserve_pairs
 
 
@@ -22,10 +22,10 @@ class OsRerankHandler:
     def initialize(self, context):
         config = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
         model_dir = context.system_properties["model_dir"]
-        threads = int(os.environ.get("OSRERANK_ORT_THREADS", "0")) or None
-        options = ScorerOptions(model=model_dir, activation=config.get("activation", "sigmoid"), threads=threads)
+        threads = int(get("OSRERANK_ORT_THREADS") or 0) or None
+        options = ModelOptions(path=model_dir, activation=config.get("activation", "sigmoid"), threads=threads)
         self.scorer = load_scorer(options)
-        self.record = os.environ.get("OSRERANK_TORCHSERVE_RECORD")  # tests: the texts received, one JSON line each
+        self.record = get("OSRERANK_TORCHSERVE_RECORD")  # tests: the texts received, one JSON line each
 
     def handle(self, data, context):
         answers = []

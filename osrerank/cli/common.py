@@ -1,12 +1,11 @@
-"""What every command shares: consoles, the error boundary, and flags generated from Settings.
+"""What every command shares: consoles, the error boundary, and flags generated from the settings sections.
 
-A Settings field offered on the command line says so in its metadata (its group, maybe its flag),
-so flag names, types, choices, help and defaults all come from the one definition in config.py.
+Every setting's flag, type, choices, help and default come from its one declaration in a section (see
+osrerank/config/): a command names the sections (or single settings) it offers, and the flags appear.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import types
 import typing
@@ -14,16 +13,17 @@ from collections.abc import Callable
 from typing import Any, Literal, get_args, get_origin
 
 import click
+from pydantic_core import PydanticUndefined
 from rich.console import Console
 from rich.table import Table
 
-from ..config import Settings, flag_of
+from ..config.sources import Leaf, leaves
 from ..errors import OsRerankError
+from ..settings import Settings
 
 __all__ = [
     "CONTEXT",
     "console",
-    "dataclass_options",
     "friendly_errors",
     "out",
     "print_hits",
@@ -37,6 +37,8 @@ console = Console(stderr=True)
 out = Console()
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+#: What the commands that deploy or use a deployment offer: every section.
+EVERY = ("name", "target", "cluster", "model", "index", "pipeline", "connector", "targets")
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,29 +68,42 @@ def _click_type(annotation: Any) -> Any:
     return {int: int, float: float}.get(annotation, str)
 
 
-def _option(flag: str, dest: str, annotation: Any, help_text: str, default: Any) -> Decorator:
-    shown = f" [default: {default}]" if default not in (None, "", ()) and "[default" not in help_text else ""
-    if annotation is bool:
+def _dest(leaf: Leaf) -> str:
+    """The keyword a flag's value arrives under: the setting's path, ``__`` between parts."""
+    return "__".join(leaf.path)
+
+
+def _option(leaf: Leaf) -> Decorator:
+    flag, info = leaf.flag, leaf.info
+    assert flag is not None
+    help_text, default = info.description or "", info.default
+    if default is PydanticUndefined or default in (None, "", ()) or "[default" in help_text:
+        shown = ""
+    else:
+        shown = f" [default: {','.join(default) if isinstance(default, tuple) else default}]"
+    if info.annotation is bool:
         name = flag.removeprefix("--")
-        return click.option(f"--{name}/--no-{name}", dest, default=None, help=help_text + shown)
-    if isinstance(default, tuple):
-        default = ",".join(default)
-        shown = f" [default: {default}]"
-    return click.option(flag, dest, type=_click_type(annotation), default=None, help=help_text + shown)
+        return click.option(f"--{name}/--no-{name}", _dest(leaf), default=None, help=help_text + shown)
+    return click.option(flag, _dest(leaf), type=_click_type(info.annotation), default=None, help=help_text + shown)
 
 
-def settings_options(*groups: str) -> Decorator:
-    """Flags for the Settings fields of ``groups`` (plus --config); unset flags fall through to
-    OSRERANK_* variables and the config file."""
-    hints = typing.get_type_hints(Settings)
+def _offered(selectors: tuple[str, ...]) -> list[Leaf]:
+    """The settings a command offers as flags: every one under each selector (a section, a root field or one
+    setting, by its dotted path)."""
+    chosen = []
+    for leaf in leaves(Settings):
+        if leaf.flag and any(leaf.dotted == s or leaf.dotted.startswith(s + ".") for s in selectors):
+            chosen.append(leaf)
+    return chosen
+
+
+def settings_options(*selectors: str) -> Decorator:
+    """Flags for the settings under ``selectors`` (plus --config); unset flags fall through to OSRERANK_*
+    variables and the config file."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         options = [click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML settings file.")]
-        for name, info in Settings.model_fields.items():
-            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-            flag = flag_of(name)
-            if flag and extra.get("group") in groups:
-                options.append(_option(flag, name, hints[name], info.description or "", info.default))
+        options += [_option(leaf) for leaf in _offered(selectors)]
         for option in reversed(options):
             fn = option(fn)
         return fn
@@ -96,37 +111,13 @@ def settings_options(*groups: str) -> Decorator:
     return decorate
 
 
-def dataclass_options(cls: Any, *, skip: tuple[str, ...] = (), required: tuple[str, ...] = ()) -> Decorator:
-    """Flags for a dataclass's fields (help in each field's metadata), e.g. the stand-in's options."""
-    hints = typing.get_type_hints(cls)
-
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        for f in reversed(dataclasses.fields(cls)):
-            if f.name in skip:
-                continue
-            help_text = f.metadata.get("help", "")
-            default = None if f.default is dataclasses.MISSING else f.default
-            flag = "--" + f.name.replace("_", "-")
-            if hints[f.name] is bool:
-                name = flag.removeprefix("--")
-                option = click.option(f"--{name}/--no-{name}", f.name, default=default, help=help_text)
-            else:
-                shown = f" [default: {default}]" if default is not None else ""
-                option = click.option(
-                    flag, f.name, type=_click_type(hints[f.name]), default=default, required=f.name in required,
-                    help=help_text + shown, envvar=f"OSRERANK_{f.name.upper()}" if f.name in required else None,
-                )  # fmt: skip
-            fn = option(fn)
-        return fn
-
-    return decorate
-
-
-def resolve_settings(kwargs: dict[str, Any]) -> Settings:
-    """Pop the settings flags out of a command's kwargs (they are named like Settings fields)."""
+def resolve_settings(kwargs: dict[str, Any], *, from_record: bool = False) -> Settings:
+    """Pop the settings flags out of a command's kwargs (named by their paths) and resolve the settings; with
+    ``from_record`` (the commands that act on a setup), starting from what setup recorded for the pipeline."""
     config_file = kwargs.pop("config_file", None)
-    values = {k: kwargs.pop(k) for k in list(kwargs) if k in Settings.model_fields}
-    return Settings.resolve(values, config_file=config_file)
+    paths = {_dest(leaf): leaf.dotted for leaf in leaves(Settings)}
+    flags = {paths[k]: kwargs.pop(k) for k in list(kwargs) if k in paths}
+    return Settings.resolve(flags, config_file=config_file, from_record=from_record)
 
 
 def print_steps(title: str, steps: dict[str, Any]) -> None:

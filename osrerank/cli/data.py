@@ -9,12 +9,12 @@ from typing import Any
 import click
 from rich.progress import Progress
 
-from ..config import Settings
-from ..connector import ensure_connector, render_connector
+from ..connector import ensure_connector
 from ..errors import ConfigError
 from ..ingest import count_lines, load_jsonl
-from ..pipeline import ensure_pipeline, render_pipeline, set_default_pipeline
+from ..pipeline import set_default_pipeline, set_up_pipeline
 from ..reranker import Reranker
+from ..settings import Settings
 from ..targets import RemoteTarget
 from .common import CONTEXT, console, friendly_errors, out, progress, resolve_settings, settings_options
 
@@ -33,7 +33,7 @@ def index() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--recreate", is_flag=True, help="Delete and recreate the index first.")
 @click.option("--combine", help="Also index these fields joined with '. ' as rerank_text (then rerank on rerank_text).")
-@settings_options("cluster", "names")
+@settings_options("cluster", "index")
 @friendly_errors
 def index_load(file: Path, recreate: bool, combine: str | None, **kwargs: Any) -> None:
     """Bulk-load a JSONL file (one document per line; BEIR corpus.jsonl works: _id, title, text).
@@ -49,12 +49,12 @@ def index_load(file: Path, recreate: bool, combine: str | None, **kwargs: Any) -
     parts = [f.strip() for f in combine.split(",") if f.strip()] if combine else []
     cluster = Reranker(settings, progress).cluster(start=True)
     with Progress(console=console) as bar:
-        task = bar.add_task(f"indexing into {settings.index}", total=count_lines(file))
+        task = bar.add_task(f"indexing into {settings.index.name}", total=count_lines(file))
         n = load_jsonl(
-            cluster, settings.index, file, text_fields=settings.document_fields, combine=parts, recreate=recreate,
-            on_progress=lambda k: bar.advance(task, k),
+            cluster, settings.index.name, file, text_fields=settings.index.document_fields, combine=parts,
+            recreate=recreate, on_progress=lambda k: bar.advance(task, k),
         )  # fmt: skip
-    out.print(f"indexed {n} documents into {settings.index}")
+    out.print(f"indexed {n} documents into {settings.index.name}")
 
 
 @click.group(context_settings=CONTEXT)
@@ -69,19 +69,18 @@ def connector() -> None:
 
 def _connector_body(settings: Settings) -> dict[str, Any]:
     """The connector for --endpoint-url, made as the target would make it."""
-    if not settings.endpoint_url:
+    if not settings.connector.endpoint_url:
         raise ConfigError("--endpoint-url is required: the model endpoint the connector calls")
-    target = Reranker(settings).target
+    target = Reranker(settings, progress).target
     if not isinstance(target, RemoteTarget):
         raise ConfigError(f"target {settings.target!r} runs the model inside the cluster: it has no connector")
     target.check()
-    endpoint = target.endpoint()
-    return render_connector(settings, target.template, endpoint.url, endpoint.credentials)
+    return target.connector_body(target.endpoint())
 
 
 @connector.command("render", context_settings=CONTEXT)
 @click.option("--show-secrets", is_flag=True, help="Print credentials instead of ***.")
-@settings_options("model", "names", "sagemaker")
+@settings_options("name", "target", "model", "pipeline.long_documents", "connector")
 @friendly_errors
 def connector_render(show_secrets: bool, **kwargs: Any) -> None:
     """Print the connector JSON (credentials masked unless --show-secrets).
@@ -97,7 +96,7 @@ def connector_render(show_secrets: bool, **kwargs: Any) -> None:
 
 
 @connector.command("create", context_settings=CONTEXT)
-@settings_options("cluster", "model", "names", "sagemaker")
+@settings_options("name", "target", "cluster", "model", "pipeline.long_documents", "connector")
 @friendly_errors
 def connector_create(**kwargs: Any) -> None:
     """Create (or reuse) the connector on the cluster and print its id.
@@ -124,7 +123,7 @@ def pipeline() -> None:
 @pipeline.command("create", context_settings=CONTEXT)
 @click.option("--model-id", required=True, help="The deployed ml-commons model to rerank with.")
 @click.option("--set-default", is_flag=True, help="Also make it the index's default search pipeline.")
-@settings_options("cluster", "names")
+@settings_options("cluster", "model.path", "index", "pipeline")
 @friendly_errors
 def pipeline_create(model_id: str, set_default: bool, **kwargs: Any) -> None:
     """Create (or update) the rerank pipeline for MODEL_ID.
@@ -135,10 +134,12 @@ def pipeline_create(model_id: str, set_default: bool, **kwargs: Any) -> None:
     """
     settings = resolve_settings(kwargs)
     cluster = Reranker(settings).cluster()
-    found = ensure_pipeline(cluster, settings.pipeline, render_pipeline(settings, model_id))
+    s = settings
+    description = f"osrerank: rerank {', '.join(s.index.document_fields)} with {s.model.path}"
+    found = set_up_pipeline(cluster, s.pipeline, model_id, s.index.document_fields, description)
     if set_default:
-        set_default_pipeline(cluster, settings.index, settings.pipeline)
-    out.print(f"pipeline {found.id} ({found.action})" + (f", default for {settings.index}" if set_default else ""))
+        set_default_pipeline(cluster, s.index.name, s.pipeline.name)
+    out.print(f"pipeline {found.id} ({found.action})" + (f", default for {s.index.name}" if set_default else ""))
 
 
 COMMANDS = [index, connector, pipeline]

@@ -13,9 +13,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from ..eval import MEASURES, EvalResult, run_eval, run_windows
-from ..eval_report import write_report, write_windows
+from ..eval_report import write_results, write_windows
 from ..reranker import Reranker
-from .common import CONTEXT, console, friendly_errors, out, progress, resolve_settings, settings_options
+from .common import CONTEXT, EVERY, console, friendly_errors, out, progress, resolve_settings, settings_options
 
 
 @contextmanager
@@ -70,7 +70,7 @@ def print_result(result: EvalResult, top_k: int) -> None:
               "(e.g. 10,20,50,100), charting nDCG@10 against latency (windows.png).")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-results"),
               show_default=True, help="Folder for results.json, the runs and the charts.")  # fmt: skip
-@settings_options("cluster", "model", "names", "pipeline", "sagemaker")
+@settings_options(*EVERY)
 @friendly_errors
 def evaluate(
     dataset: Path, split: str, top_k: int, max_queries: int | None, windows: str | None, out_dir: Path, **kwargs: Any
@@ -84,14 +84,14 @@ def evaluate(
     Example:
         osrerank eval --dataset ../shared/data/beir/scifact --model DIR --kind bi-encoder --top-k 100
     """
-    settings = resolve_settings(kwargs)
+    settings = resolve_settings(kwargs, from_record=True)
     reranker = Reranker(settings, progress)
     model_id = reranker.setup().model_id
     with bars() as tick:
         result = run_eval(reranker.cluster(), settings, model_id, dataset, split=split, top_k=top_k,
                           max_queries=max_queries, progress=tick)  # fmt: skip
     print_result(result, top_k)
-    json_path, png_path = write_report(result, out_dir)
+    json_path, png_path = write_results(result, out_dir)
     out.print(f"wrote {json_path}, the runs and {png_path}")
     if windows:
         sizes = [int(w) for w in windows.split(",") if w.strip()]

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
 
 from ..reranker import Reranker
-from .common import CONTEXT, friendly_errors, out, print_hits, print_steps, progress, resolve_settings, settings_options
-
-ALL = ("cluster", "model", "names", "pipeline", "sagemaker")
+from .common import (
+    CONTEXT,
+    EVERY,
+    friendly_errors,
+    out,
+    print_hits,
+    print_steps,
+    progress,
+    resolve_settings,
+    settings_options,
+)
 
 
 @click.command(context_settings=CONTEXT)
 @click.option("--dry-run", is_flag=True, help="Show what would be created or reused; change nothing.")
-@settings_options(*ALL)
+@settings_options(*EVERY)
 @friendly_errors
 def deploy(dry_run: bool, **kwargs: Any) -> None:
     """Deploy the model only (the stand-in, SageMaker, or inside the cluster) and say where it is.
@@ -36,9 +45,10 @@ def deploy(dry_run: bool, **kwargs: Any) -> None:
 
 
 @click.command(context_settings=CONTEXT)
-@settings_options(*ALL)
+@click.option("--create-index", is_flag=True, help="Create the index, empty, when it does not exist (else refused).")
+@settings_options(*EVERY)
 @friendly_errors
-def setup(**kwargs: Any) -> None:
+def setup(create_index: bool, **kwargs: Any) -> None:
     """Deploy the model, then create model group, connector, model and rerank pipeline.
 
     Idempotent: a second run finds every object by name and reuses it.
@@ -47,29 +57,31 @@ def setup(**kwargs: Any) -> None:
     Example:
         osrerank setup --model ./ms-marco-MiniLM-L-6-v2 --index my-docs --document-fields title,body
     """
-    print_steps("osrerank setup", Reranker(resolve_settings(kwargs), progress).setup().steps)
+    print_steps("osrerank setup", Reranker(resolve_settings(kwargs), progress).setup(create_index=create_index).steps)
 
 
 @click.command(context_settings=CONTEXT)
 @click.option("--keep-index", is_flag=True, help="Leave the index in place.")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
-@settings_options(*ALL)
+@settings_options(*EVERY)
 @friendly_errors
 def teardown(keep_index: bool, dry_run: bool, **kwargs: Any) -> None:
     """Remove pipeline, model, model group, connector, endpoint (the stand-in, or SageMaker resources
-    tagged created-by=osrerank) and the kit-created index.
+    tagged created-by=osrerank) and the kit-created index of a setup: the one --pipeline names, else the
+    latest (it starts from the settings setup recorded; flags still override).
 
     \b
     Example:
         osrerank teardown --keep-index --dry-run
     """
-    removed = Reranker(resolve_settings(kwargs), progress).teardown(keep_index=keep_index, dry_run=dry_run)
+    settings = resolve_settings(kwargs, from_record=True)
+    removed = Reranker(settings, progress).teardown(keep_index=keep_index, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     out.print(f"{verb}: " + (", ".join(removed) if removed else "nothing (no kit-created objects found)"))
 
 
 @click.command(context_settings=CONTEXT)
-@settings_options(*ALL)
+@settings_options(*EVERY)
 @friendly_errors
 def demo(**kwargs: Any) -> None:
     """The OpenSearch tutorial, end to end on this machine: local cluster, local model stand-in
@@ -85,7 +97,7 @@ def demo(**kwargs: Any) -> None:
     result, hits = run_demo(settings, progress)
     print_steps("osrerank setup", result.steps)
     out.print(f"\nquery: {TUTORIAL_QUERY}")
-    print_hits(hits, settings.document_fields, width=200)
+    print_hits(hits, settings.index.document_fields, width=200)
     out.print(
         "\nLeft running: the local OpenSearch and the model stand-in, so you can search again. "
         "Remove what setup made with `osrerank teardown`; stop the node with `osrerank cluster down`."
@@ -93,11 +105,12 @@ def demo(**kwargs: Any) -> None:
 
 
 @click.command(context_settings=CONTEXT)
-@settings_options(*ALL)
+@settings_options(*EVERY)
 @friendly_errors
 def doctor(**kwargs: Any) -> None:
     """Check the cluster, model, index and (after setup) the deployed model for known traps; each
-    finding names its fix. Exits 1 when there is a problem.
+    finding names its fix. Exits 1 when there is a problem. Starts from what setup recorded for the
+    pipeline (--pipeline, else the latest setup).
 
     \b
     Example:
@@ -107,7 +120,7 @@ def doctor(**kwargs: Any) -> None:
 
     from ..doctor import diagnose
 
-    findings = diagnose(resolve_settings(kwargs))
+    findings = diagnose(resolve_settings(kwargs, from_record=True))
     table = Table(title="osrerank doctor", show_header=True)
     for column in ("check", "", "finding", "fix"):
         table.add_column(column)
@@ -117,6 +130,37 @@ def doctor(**kwargs: Any) -> None:
     out.print(table)
     if any(f.level == "problem" for f in findings):
         raise SystemExit(1)
+
+
+@click.command(context_settings=CONTEXT)
+def status() -> None:
+    """List what setup made and with which settings, the latest first (later commands start from these).
+
+    \b
+    Example:
+        osrerank status
+    """
+    from rich.table import Table
+
+    from ..records import all_records
+
+    records = all_records()
+    if not records:
+        out.print("nothing set up (no record of a setup on this machine): run osrerank setup")
+        return
+    table = Table(title="osrerank status", show_header=True)
+    for column in ("pipeline", "target", "model", "index", "fields", "window", "set up", "made"):
+        table.add_column(column)
+    for r in records:
+        s = r["settings"]
+        made = ", ".join(f"{step} {found}" for step, found in r.get("steps", {}).items())
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.get("at", 0)))
+        pipeline, index = s.get("pipeline", {}), s.get("index", {})
+        table.add_row(
+            r["pipeline"], s.get("target"), s.get("model", {}).get("path"), index.get("name"),
+            ",".join(index.get("document_fields", [])), str(pipeline.get("window") or "-"), when, made,
+        )  # fmt: skip
+    out.print(table)
 
 
 @click.command(context_settings=CONTEXT)
@@ -133,4 +177,4 @@ def targets() -> None:
         out.print(f"{name:12} {target.summary}", highlight=False)
 
 
-COMMANDS = [deploy, setup, teardown, demo, doctor, targets]
+COMMANDS = [deploy, setup, teardown, demo, doctor, status, targets]

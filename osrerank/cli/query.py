@@ -10,7 +10,8 @@ import click
 from ..reranker import Reranker
 from .common import CONTEXT, friendly_errors, out, print_hits, resolve_settings, settings_options
 
-QUERYING = ("cluster", "model", "names")
+#: What finds the model and the pipeline setup made: the names, the target, the model, the cluster.
+QUERYING = ("name", "target", "cluster", "model", "index", "pipeline.name", "connector")
 
 
 @click.command(context_settings=CONTEXT)
@@ -25,7 +26,8 @@ def predict(query: str, docs: tuple[str, ...], **kwargs: Any) -> None:
     Example:
         osrerank predict "I like you" "I hate you" "I love you"
     """
-    for doc, score in zip(docs, Reranker(resolve_settings(kwargs)).predict(query, list(docs)), strict=True):
+    scores = Reranker(resolve_settings(kwargs, from_record=True)).predict(query, list(docs))
+    for doc, score in zip(docs, scores, strict=True):
         out.print(f"{score:.8g}\t{doc}", highlight=False)
 
 
@@ -38,7 +40,9 @@ def _at_least_one(ctx: click.Context, param: click.Parameter, value: int | None)
 @click.command(context_settings=CONTEXT)
 @click.argument("query")
 @click.option("--size", type=int, default=10, show_default=True, callback=_at_least_one, help="Hits to return.")
-@click.option("--window", type=int, callback=_at_least_one, help="Hits to rerank (>= --size) [default: size].")
+@click.option(
+    "--top-k", type=int, callback=_at_least_one, help="First-stage hits to rerank (>= --size) [default: size]."
+)
 @click.option("--min-score", type=float, help="Drop reranked hits scoring below this.")
 @click.option("--match-all", is_flag=True, help="First stage match_all instead of BM25 (as in the tutorial).")
 @click.option("--query-text-path", help="Take the rerank query from this path of the search request instead.")
@@ -51,23 +55,25 @@ def _at_least_one(ctx: click.Context, param: click.Parameter, value: int | None)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw OpenSearch response.")
 @settings_options(*QUERYING)
 @friendly_errors
-def search(query: str, size: int, window: int | None, as_json: bool, **kwargs: Any) -> None:
-    """Search INDEX with BM25 and rerank the top --window hits with the cross-encoder.
+def search(query: str, size: int, top_k: int | None, as_json: bool, **kwargs: Any) -> None:
+    """Search the index with BM25 and rerank the top --top-k hits with the cross-encoder (a pipeline with a
+    rank window reranks its window whatever --top-k says). Starts from what setup recorded for the pipeline
+    (--pipeline, else the latest setup): its index, fields and model.
 
     \b
     Example:
-        osrerank search "What is the capital of the United States?" --window 50 --size 5
+        osrerank search "What is the capital of the United States?" --top-k 50 --size 5
     """
-    if window is not None and window < size:
+    if top_k is not None and top_k < size:
         raise click.BadParameter(
-            f"--window {window} is smaller than --size {size}: it must be >= --size", param_hint="--window"
+            f"--top-k {top_k} is smaller than --size {size}: it must be >= --size", param_hint="--top-k"
         )
-    settings = resolve_settings(kwargs)
-    result = Reranker(settings).search(query, size=size, window=window, **kwargs)
+    settings = resolve_settings(kwargs, from_record=True)
+    result = Reranker(settings).search(query, size=size, top_k=top_k, **kwargs)
     if as_json:
         click.echo(json.dumps(result.raw, indent=2, ensure_ascii=False))
     else:
-        print_hits(result, settings.document_fields)
+        print_hits(result, settings.index.document_fields)
     if not result.reranked:
         out.print(f"[yellow]not reranked[/yellow]: the model failed ({result.fallback}); first-stage order shown")
 

@@ -6,17 +6,14 @@ from typing import Any
 
 import click
 
-from ..model import ScorerOptions
-from ..server.run import ServeOptions
-from .common import CONTEXT, dataclass_options, friendly_errors
+from .common import CONTEXT, friendly_errors, resolve_settings, settings_options
 
 
 @click.command(context_settings=CONTEXT)
-@dataclass_options(ScorerOptions, required=("model",))
-@dataclass_options(ServeOptions, skip=("scorer",))
+@settings_options("model", "targets.standin", "connector.region")
 @friendly_errors
-def serve(**options: Any) -> None:
-    """Serve a cross-encoder over SageMaker-runtime, TorchServe and TEI-style APIs.
+def serve(**kwargs: Any) -> None:
+    """Serve a cross-encoder over SageMaker-runtime, TorchServe, TEI, Cohere and Bedrock-style APIs.
 
     Every scoring request must carry a SigV4 signature (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)
     or the bearer token (OSRERANK_BEARER_TOKEN) unless --no-auth is given.
@@ -26,10 +23,11 @@ def serve(**options: Any) -> None:
         osrerank serve --model ./ms-marco-MiniLM-L-6-v2 --port 8080 --no-auth
         curl -s localhost:8080/rerank -d '{"query":"q","texts":["a","b"]}'
     """
+    from ..server.run import ServerSpec
     from ..server.run import serve as run
 
-    scorer = {f: options.pop(f) for f in ScorerOptions.__dataclass_fields__}
-    run(ServeOptions(scorer=ScorerOptions(**scorer), **options))
+    settings = resolve_settings(kwargs)
+    run(ServerSpec(model=settings.model, server=settings.targets.standin, region=settings.connector.region))
 
 
 COMMANDS = [serve]

@@ -9,8 +9,8 @@ import click
 
 from ..eval import run_eval
 from ..reranker import Reranker
-from ..train import TrainOptions, train, write_report
-from .common import CONTEXT, friendly_errors, out, progress, resolve_settings, settings_options
+from ..train import TrainOptions, train, write_training_report
+from .common import CONTEXT, EVERY, friendly_errors, out, progress, resolve_settings, settings_options
 from .evaluate import bars
 
 
@@ -46,7 +46,7 @@ from .evaluate import bars
     help="Rerank window of the before/after evaluation on the test split (0: none).",
 )
 @click.option("--deploy", is_flag=True, help="Then set up the pipeline with the trained model (replacing the old one).")
-@settings_options("cluster", "model", "names", "pipeline", "sagemaker")
+@settings_options(*EVERY)
 @friendly_errors
 def train_command(
     dataset: Path,
@@ -74,14 +74,14 @@ def train_command(
     settings = resolve_settings(kwargs)
     cluster = Reranker(settings, progress).cluster(start=True)
     options = TrainOptions(
-        model=settings.model,
+        model=settings.model.path,
         out=out_dir,
         loss=loss,  # type: ignore[arg-type]
         epochs=epochs,
         max_steps=max_steps,
         new_head=new_head,
         negatives=negatives,
-        max_length=settings.max_length or TrainOptions.max_length,
+        max_length=settings.model.max_length or TrainOptions.max_length,
     )
     index = settings.eval_index(dataset.name)
     with bars() as tick:
@@ -89,8 +89,8 @@ def train_command(
     out.print(f"trained in {result.seconds / 60:.1f} min on {result.examples} queries; best held-out {result.best}")
     evals: dict[str, dict[str, float]] = {}
     if eval_top_k:
-        for label, model in (("start", settings.model), ("trained", str(out_dir))):
-            tried = settings.model_copy(update={"model": model, "name": f"{settings.name}-train-{label}"})
+        for label, model in (("start", settings.model.path), ("trained", str(out_dir))):
+            tried = settings.updated(model={"path": model}, name=f"{settings.name}-train-{label}")
             reranker = Reranker(tried, progress)
             try:
                 model_id = reranker.setup().model_id
@@ -103,10 +103,10 @@ def train_command(
         for name, metrics in evals.items():
             out.print(f"{name:60} nDCG@10 {metrics['nDCG@10']:.4f}")
     note = f"{dataset} qrels/{split}.tsv" + (f", first {max_queries} queries" if max_queries else "")
-    out.print(f"wrote {write_report(result, options, note, evals)}")
+    out.print(f"wrote {write_training_report(result, options, note, evals)}")
     if deploy:
-        steps = Reranker(settings.model_copy(update={"model": str(out_dir)}), progress).setup().steps
-        out.print(f"deployed: model {steps['model'].id}, pipeline {settings.pipeline} now reranks with {out_dir}")
+        steps = Reranker(settings.updated(model={"path": str(out_dir)}), progress).setup().steps
+        out.print(f"deployed: model {steps['model'].id}, pipeline {settings.pipeline.name} now reranks with {out_dir}")
 
 
 COMMANDS = [train_command]

@@ -12,11 +12,11 @@ the stand-in then listens on all interfaces and connectors get that host in thei
 
 from __future__ import annotations
 
-import os
 import time
 
 import requests
 
+from ..config.environment import get
 from ..errors import ClusterError, ToolMissingError
 from .node import ClusterInfo, ml_commons_settings
 
@@ -28,7 +28,7 @@ BOOT_TIMEOUT_S = 180.0
 
 def cluster_kind() -> str:
     """``local`` (default: Maven-fetched node, no Docker) or ``testcontainers``, from OSRERANK_CLUSTER."""
-    kind = os.environ.get("OSRERANK_CLUSTER", "local")
+    kind = get("OSRERANK_CLUSTER") or "local"
     if kind not in ("local", "testcontainers"):
         raise ClusterError(f"OSRERANK_CLUSTER={kind!r} is not supported: use 'local' or 'testcontainers'")
     return kind
@@ -38,7 +38,7 @@ class ContainerOpenSearch:
     """One throw-away OpenSearch container; ``up`` starts it, ``down`` removes it."""
 
     def __init__(self, image: str | None = None) -> None:
-        self.image = image or os.environ.get("OSRERANK_OPENSEARCH_IMAGE", DEFAULT_IMAGE)
+        self.image = image or get("OSRERANK_OPENSEARCH_IMAGE") or DEFAULT_IMAGE
         self.container = None
 
     def up(self) -> ClusterInfo:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..config.environment import get
 from ..errors import ToolMissingError
 
 __all__ = ["find_java_home", "java_major", "java_range"]
@@ -38,9 +39,9 @@ def find_java_home(min_major: int, max_major: int | None = None) -> Path:
     /usr/lib/jvm (newest first), then ``java`` on PATH.
     """
     candidates: list[Path] = []
-    for var in ("OSRERANK_JAVA_HOME", "OPENSEARCH_JAVA_HOME", "JAVA_HOME"):
-        if os.environ.get(var):
-            candidates.append(Path(os.environ[var]))
+    for home in (get("OSRERANK_JAVA_HOME"), os.environ.get("OPENSEARCH_JAVA_HOME"), os.environ.get("JAVA_HOME")):
+        if home:
+            candidates.append(Path(home))
     jvm = Path("/usr/lib/jvm")
     if jvm.is_dir():
         candidates += sorted((p for p in jvm.iterdir() if (p / "bin/java").exists()), reverse=True)

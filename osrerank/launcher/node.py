@@ -144,15 +144,14 @@ class LocalOpenSearch:
         port: int | None = None,
         progress: Progress = quiet,
     ):
-        self.version = version or os.environ.get("OSRERANK_OPENSEARCH_VERSION") or DEFAULT_VERSION
+        self.version = version or DEFAULT_VERSION
         if not re.fullmatch(r"\d+\.\d+\.\d+", self.version):
             raise ConfigError(
                 f"OpenSearch version {self.version!r} is not of the form X.Y.Z "
                 f"(supported: {', '.join(SUPPORTED_LINES)})."
             )
-        asked = nodes or os.environ.get("OSRERANK_NODES")
         #: None: reuse a running cluster of any size (a fresh one gets 1 node)
-        self.asked_nodes = int(asked) if asked else None
+        self.asked_nodes = nodes
         self.nodes = self.asked_nodes or 1
         if self.nodes not in (1, 3):
             raise ConfigError(f"--nodes {self.nodes}: osrerank starts 1 node or 3 (two data nodes and an ML node)")

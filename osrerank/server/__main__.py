@@ -1,11 +1,11 @@
-"""``python -m osrerank.server OPTIONS_JSON``: how the stand-in target starts the server in the background."""
+"""``python -m osrerank.server SPEC_JSON``: how the standin target starts the server in the background."""
 
 import sys
 
 from ..errors import OsRerankError
-from .run import ServeOptions, serve
+from .run import REFUSED, ServerSpec, serve
 
 try:
-    serve(ServeOptions.from_json(sys.argv[1]))
+    serve(ServerSpec.model_validate_json(sys.argv[1]))
 except OsRerankError as exc:
-    sys.exit(f"osrerank serve: {exc}")
+    sys.exit(REFUSED + " ".join(str(exc).split()))

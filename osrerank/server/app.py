@@ -6,13 +6,19 @@ Routes (all JSON):
     POST /endpoints/{name}/invocations      SageMaker runtime
     POST /invocations                       SageMaker container path (what the real container serves)
     POST /predictions/{model}               TorchServe inference API: pair list -> list of scores
-    POST /rerank                            TEI: {"query","texts"} -> [{"index","score"}] by score
+    POST /rerank                            TEI: {"query","texts"} -> [{"index","score"}] by score; and, told apart
+                                            by its body ({"queries","sources"}), Bedrock Agent Runtime Rerank,
+                                            whose path it is too (also served at /bedrock/rerank)
     POST /v1/rerank, /v2/rerank             Cohere: {"query","documents"} -> {"results": [{"index","relevance_score"}]}
-    POST /bedrock/rerank                    Bedrock Agent Runtime Rerank (the real API's path is /rerank)
+    POST /model/{id}/invoke                 Bedrock InvokeModel (amazon.rerank-v1:0, cohere.rerank-v3-5:0):
+                                            {"query","documents"} -> {"results": [{"index","relevance_score"}]}
     GET  /metrics                           Prometheus text counters (never authenticated)
     GET|DELETE /_osrerank/received          texts received (only with record=True; for tests)
 
-Every other route needs a SigV4 signature or the bearer token unless the server runs open (auth.py).
+Every other route needs a SigV4 signature or the bearer token unless the server runs open (auth.py); an
+authenticated request for a path that is none of these gets a 404. Relevance scores go out with 9
+significant digits: ml-commons' built-in Cohere post-process casts each to a Double, and its JSON reader makes
+a number of more than 18 characters a BigDecimal.
 A request is read and checked (payloads.py), tokenized on its own, and only then queued for the model
 (batcher.py), so a bad request fails alone and a too-long one fails before any model work. One error
 body everywhere: ``{"error": str, "error_type": str}``, its status from ``payloads.STATUS``: 4xx for
@@ -48,6 +54,7 @@ from .payloads import (
     ServerError,
     bedrock_pairs,
     cohere_pairs,
+    invoke_pairs,
     read_json,
     rerank_pairs,
     sagemaker_pairs,
@@ -63,8 +70,8 @@ TOKENIZING = 1
 TOKENIZE_SLICE = 32
 
 
-class StandIn:
-    """Request handlers bound to one scorer, batcher and set of counters."""
+class Handlers:
+    """The stand-in's request handlers, bound to one scorer, batcher and set of counters."""
 
     def __init__(
         self,
@@ -116,7 +123,7 @@ class StandIn:
             raw = scoring.result()
         except ScoringError as exc:
             raise ServerError("backend", str(exc)) from exc
-        values = raw if self.scorer.kind == "bi-encoder" else activate(raw, asked.activation)
+        values = activate(raw, asked.activation) if self.scorer.squashed else raw
         if not np.all(np.isfinite(values)):
             raise ServerError("backend", "the model produced a non-finite score")
         return values
@@ -132,7 +139,10 @@ class StandIn:
         return JSONResponse([float(v) for v in await self._score("torchserve", request, asked)])
 
     async def rerank(self, request: Request) -> Response:
-        asked, return_text = rerank_pairs(await read_json(request), self.limit)
+        body = await read_json(request)
+        if isinstance(body, dict) and "queries" in body and "sources" in body:  # Bedrock Agent Runtime's /rerank
+            return await self._bedrock(request, body)
+        asked, return_text = rerank_pairs(body, self.limit)
         values = await self._score("rerank", request, asked)
         order = sorted(range(len(values)), key=lambda i: -values[i])
         ranks = [{"index": i, "score": float(values[i])} for i in order]
@@ -149,7 +159,7 @@ class StandIn:
         results = [
             {
                 "index": i,
-                "relevance_score": float(values[i]),
+                "relevance_score": _short(values[i]),
                 **({"document": {"text": asked.pairs[i][1]}} if return_documents else {}),
             }
             for i in order
@@ -158,20 +168,31 @@ class StandIn:
         return JSONResponse({"id": f"osrerank-{time.monotonic_ns()}", "results": results, "meta": meta})
 
     async def bedrock(self, request: Request) -> Response:
-        asked, wanted = bedrock_pairs(await read_json(request), self.limit)
+        return await self._bedrock(request, await read_json(request))
+
+    async def _bedrock(self, request: Request, body: Any) -> Response:
+        asked, wanted = bedrock_pairs(body, self.limit)
         values = await self._score("bedrock", request, asked)
         order = sorted(range(len(values)), key=lambda i: -values[i])[:wanted]
-        return JSONResponse({"results": [{"index": i, "relevanceScore": float(values[i])} for i in order]})
+        return JSONResponse({"results": [{"index": i, "relevanceScore": _short(values[i])} for i in order]})
+
+    async def invoke(self, request: Request) -> Response:
+        asked, top_n = invoke_pairs(await read_json(request), self.limit)
+        values = await self._score("invoke", request, asked)
+        order = sorted(range(len(values)), key=lambda i: -values[i])[:top_n]
+        return JSONResponse({"results": [{"index": i, "relevance_score": _short(values[i])} for i in order]})
+
+    async def not_found(self, request: Request) -> Response:
+        raise ServerError("not_found", f"no route {request.method} {request.url.path} on this stand-in (see /ping)")
 
     async def ping(self, request: Request) -> Response:
-        choice = getattr(self.scorer, "choice", None)
-        precision = None
-        if choice:  # with the speeds auto timed, when it timed any
-            precision = {
-                "mode": choice.mode,
-                "why": choice.reason,
-                "pairs_per_s": (choice.figures or {}).get("pairs_per_s"),
-            }
+        decision = self.scorer.decision  # with the gate's figures and the speeds auto timed, when it timed any
+        precision = {
+            "mode": decision.mode,
+            "why": decision.reason,
+            "pairs_per_s": decision.figures.get("pairs_per_s"),
+            "figures": decision.figures,
+        }
         return JSONResponse({"status": "ok", "precision": precision})
 
     async def metrics(self, request: Request) -> Response:
@@ -186,9 +207,7 @@ class StandIn:
             f"osrerank_request_seconds_total {self.latency_sum:.6f}",
             f"osrerank_accepted_total {self.accepted}",
         ]
-        choice = getattr(self.scorer, "choice", None)
-        if choice:
-            lines.append(f'osrerank_precision_info{{mode="{choice.mode}"}} 1')
+        lines.append(f'osrerank_precision_info{{mode="{self.scorer.decision.mode}"}} 1')
         lines += [f'osrerank_rejected_total{{reason="{r}"}} {n}' for r, n in sorted(self.rejected.items())]
         lines += [f'osrerank_failed_total{{reason="{r}"}} {n}' for r, n in sorted(self.failed.items())]
         lines += [
@@ -239,6 +258,11 @@ class StandIn:
         return endpoint
 
 
+def _short(score: float) -> float:
+    """A relevance score with 9 significant digits (float32's precision), so its JSON is at most 15 characters."""
+    return float(f"{float(score):.9g}")
+
+
 async def _disconnected(request: Request) -> None:
     """Return when the client closes the connection (the body has been read: only a disconnect is left)."""
     while True:
@@ -259,30 +283,32 @@ def create_app(
 ) -> Any:
     """Build the ASGI app. With ``auth`` enabled, every route but /ping, /health and /metrics needs a valid
     SigV4 signature or the bearer token."""
-    standin = StandIn(scorer, activation, record, max_batch_tokens, max_wait_s, max_client_batch_size)
+    handlers = Handlers(scorer, activation, record, max_batch_tokens, max_wait_s, max_client_batch_size)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        standin.batcher.start()
+        handlers.batcher.start()
         yield
-        await standin.batcher.close()
+        await handlers.batcher.close()
 
-    h = standin.handler
+    h = handlers.handler
     routes = [
-        Route("/ping", h("ping", standin.ping)),
-        Route("/health", h("ping", standin.ping)),
-        Route("/endpoints/{name}/invocations", h("sagemaker", standin.sagemaker), methods=["POST"]),
-        Route("/invocations", h("sagemaker", standin.sagemaker), methods=["POST"]),
-        Route("/predictions/{model}", h("torchserve", standin.torchserve), methods=["POST"]),
-        Route("/rerank", h("rerank", standin.rerank), methods=["POST"]),
-        Route("/v{version:int}/rerank", h("cohere", standin.cohere), methods=["POST"]),
-        Route("/bedrock/rerank", h("bedrock", standin.bedrock), methods=["POST"]),
-        Route("/metrics", h("metrics", standin.metrics)),
-        Route("/_osrerank/received", h("received", standin.received_texts), methods=["GET", "DELETE"]),
+        Route("/ping", h("ping", handlers.ping)),
+        Route("/health", h("ping", handlers.ping)),
+        Route("/endpoints/{name}/invocations", h("sagemaker", handlers.sagemaker), methods=["POST"]),
+        Route("/invocations", h("sagemaker", handlers.sagemaker), methods=["POST"]),
+        Route("/predictions/{model}", h("torchserve", handlers.torchserve), methods=["POST"]),
+        Route("/rerank", h("rerank", handlers.rerank), methods=["POST"]),
+        Route("/v{version:int}/rerank", h("cohere", handlers.cohere), methods=["POST"]),
+        Route("/bedrock/rerank", h("bedrock", handlers.bedrock), methods=["POST"]),
+        Route("/model/{model_id:path}/invoke", h("invoke", handlers.invoke), methods=["POST"]),
+        Route("/metrics", h("metrics", handlers.metrics)),
+        Route("/_osrerank/received", h("received", handlers.received_texts), methods=["GET", "DELETE"]),
     ]
+    routes.append(Route("/{path:path}", h("not_found", handlers.not_found), methods=["GET", "POST", "PUT", "DELETE"]))
     app: Any = Starlette(routes=routes, lifespan=lifespan)
-    app.state.standin = standin
+    app.state.handlers = handlers
     if auth is not None and auth.enabled:
         public = PUBLIC_PATHS | ({"/_osrerank/received"} if record else set())  # recording is for tests only
-        app = AuthMiddleware(app, auth, public=public, max_body=MAX_BODY, on_reject=standin.count_rejection)
+        app = AuthMiddleware(app, auth, public=public, max_body=MAX_BODY, on_reject=handlers.count_rejection)
     return app

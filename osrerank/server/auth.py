@@ -12,13 +12,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .sigv4 import SignatureError, SigV4Verifier
 
-__all__ = ["PUBLIC_PATHS", "Auth", "AuthMiddleware", "json_reply"]
+__all__ = ["PUBLIC_PATHS", "Auth", "AuthMiddleware", "json_reply", "services_for"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -89,10 +90,10 @@ class AuthMiddleware:
             if body is None:
                 await self._reject(scope, send, 413, "too_large", f"request body larger than {self.max_body} bytes")
                 return
-            verifier = self.auth.sigv4
-            if scope["path"].startswith("/bedrock/"):  # Bedrock's API is signed for service "bedrock"
-                verifier = replace(verifier, service="bedrock")
-            verifier.verify(scope["method"], _url(scope, headers), headers, body)
+            allowed = services_for(scope["path"])
+            named = SCOPE_SERVICE.search(authorization)
+            service = named[1] if named and named[1] in allowed else allowed[0]
+            replace(self.auth.sigv4, service=service).verify(scope["method"], _url(scope, headers), headers, body)
         except SignatureError as exc:
             await self._reject(scope, send, 403, "authentication", str(exc))
             return
@@ -117,6 +118,22 @@ class AuthMiddleware:
         self.on_reject(error_type)
         log.warning(json.dumps({"path": scope["path"], "status": status, "rejected": error_type, "reason": message}))
         await json_reply(send, status, {"error": message, "error_type": error_type})
+
+
+SCOPE_SERVICE = re.compile(r"Credential=[^/,\s]+/[^/,\s]+/[^/,\s]+/([^/,\s]+)/")
+
+
+def services_for(path: str) -> tuple[str, ...]:
+    """The SigV4 services a path's real API is signed for (a refusal names the first): Bedrock's InvokeModel
+    (``/model/{id}/invoke``) and Agent Runtime (``/rerank``, which is also TEI's path) are signed for
+    ``bedrock``, SageMaker runtime for ``sagemaker``; any other path takes either, then routes or answers 404."""
+    if path.startswith(("/model/", "/bedrock/")):
+        return ("bedrock",)
+    if path == "/rerank":
+        return ("bedrock", "sagemaker")
+    if path.startswith("/endpoints/") or path == "/invocations":
+        return ("sagemaker",)
+    return ("sagemaker", "bedrock")
 
 
 def _url(scope: Scope, headers: list[tuple[str, str]]) -> str:

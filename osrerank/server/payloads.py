@@ -24,6 +24,7 @@ __all__ = [
     "ServerError",
     "bedrock_pairs",
     "cohere_pairs",
+    "invoke_pairs",
     "read_json",
     "rerank_pairs",
     "sagemaker_pairs",
@@ -33,6 +34,7 @@ __all__ = [
 #: error_type -> HTTP status, the one table (TEI's ErrorType mapping, plus authentication).
 STATUS = {
     "empty": 400,
+    "not_found": 404,
     "validation": 400,
     "authentication": 403,
     "too_large": 413,
@@ -211,6 +213,23 @@ def cohere_pairs(body: Any, version: int, limit: int | None = None) -> tuple[Pai
     if not isinstance(top_n, int) or top_n < 1:
         raise ServerError("validation", '"top_n" must be a positive integer')
     return Pairs([(query, d) for d in docs], True, "sigmoid"), top_n, bool(body.get("return_documents"))
+
+
+def invoke_pairs(body: Any, limit: int | None = None) -> tuple[Pairs, int]:
+    """Bedrock InvokeModel's rerank body (amazon.rerank-v1:0, cohere.rerank-v3-5:0): {"query", "documents":
+    [str], "top_n"?, "api_version"?}; also how many results go back."""
+    if not isinstance(body, dict):
+        raise ServerError("validation", 'body must be an object {"query": ..., "documents": [...]}')
+    query = text(body.get("query"), "query")
+    documents = body.get("documents")
+    if not isinstance(documents, list):
+        raise ServerError("validation", '"documents" must be a list of strings')
+    check_count(len(documents), limit)
+    docs = [text(d.get("text") if isinstance(d, dict) else d, f"documents[{i}]") for i, d in enumerate(documents)]
+    top_n = body.get("top_n", len(docs))
+    if not isinstance(top_n, int) or top_n < 1:
+        raise ServerError("validation", '"top_n" must be a positive integer')
+    return Pairs([(query, d) for d in docs], True, "sigmoid"), top_n
 
 
 def bedrock_pairs(body: Any, limit: int | None = None) -> tuple[Pairs, int]:

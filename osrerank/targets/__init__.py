@@ -1,17 +1,16 @@
-"""Deploy targets, chosen by name. Adding a target: a module in this package and its line in ``TARGETS``."""
+"""Deploy targets, chosen by name. Adding a target: a module in this package and its line in ``TARGETS``; a
+target's ``Options`` section becomes ``targets.<name>`` in the settings, with its flags, by itself."""
 
 from __future__ import annotations
 
-from ..config import Settings
-from ..errors import ConfigError
 from ..types import Progress, quiet
-from .base import Endpoint, RemoteTarget, Target
+from .base import DeploySettings, Endpoint, RemoteTarget, Target
 from .in_cluster import InClusterTarget
 from .sagemaker import SageMakerTarget
 from .standin import StandInTarget
 from .torchserve import TorchServeTarget
 
-__all__ = ["TARGETS", "Endpoint", "RemoteTarget", "Target", "get_target"]
+__all__ = ["TARGETS", "DeploySettings", "Endpoint", "RemoteTarget", "Target", "get_target"]
 
 TARGETS: dict[str, type[Target]] = {
     StandInTarget.name: StandInTarget,
@@ -19,13 +18,8 @@ TARGETS: dict[str, type[Target]] = {
     InClusterTarget.name: InClusterTarget,
     TorchServeTarget.name: TorchServeTarget,
 }
-#: Earlier names that still work.
-ALIASES = {"local": StandInTarget.name}
 
 
-def get_target(settings: Settings, progress: Progress = quiet) -> Target:
-    """The target ``settings.target`` names."""
-    name = ALIASES.get(settings.target, settings.target)
-    if name not in TARGETS:
-        raise ConfigError(f"unknown target {settings.target!r}: pass --target with one of {', '.join(TARGETS)}")
-    return TARGETS[name](settings, progress)
+def get_target(settings: DeploySettings, progress: Progress = quiet) -> Target:
+    """The target ``settings.target`` names (the settings only hold names of ``TARGETS``)."""
+    return TARGETS[settings.target](settings, progress)

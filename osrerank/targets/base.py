@@ -4,26 +4,58 @@ A target makes an ml-commons model that scores (query, document) pairs, finds it
 what it made. Remote targets (a model server reached over HTTP: the stand-in, SageMaker, ...) share
 the connector path in :class:`RemoteTarget`: model server -> connector -> remote model. A target
 that runs the model inside OpenSearch implements :class:`Target` directly. Targets are chosen by name
-in ``osrerank/targets/__init__.py``; adding one is a module here plus its line there.
+in ``osrerank/targets/__init__.py``; adding one is a module here plus its line there. A target with
+options of its own declares them as ``Options`` (a settings section): the root settings get a
+``targets.<name>`` section from it, and every command that deploys gets its flags.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
-from ..config import Settings
-from ..connector import delete_connector, ensure_connector, render_connector
+from ..config.environment import get
+from ..config.section import Section
+from ..connector import ConnectorOptions, delete_connector, ensure_connector, render_connector
+from ..cpu import cpu_info
 from ..errors import ConfigError
+from ..kinds import kind_refusal
 from ..ml_commons import MLCommons
+from ..opensearch import ClusterOptions
+from ..pipeline import PipelineOptions
+from ..precision import Host, refusal
+from ..scorer import ModelOptions
 from ..templates import connector_template
 from ..types import Credentials, Found, Progress, quiet
 from .local_secrets import local_secrets
 
-__all__ = ["Endpoint", "RemoteTarget", "Target", "credentials_from_env"]
+__all__ = ["DeploySettings", "Endpoint", "RemoteTarget", "Target", "credentials_from_env"]
+
+
+class DeploySettings(Protocol):
+    """What a target reads of the settings (the root, osrerank/settings.py, has it all): the sections it uses
+    and the names of what it creates."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def model(self) -> ModelOptions: ...
+    @property
+    def connector(self) -> ConnectorOptions: ...
+    @property
+    def pipeline(self) -> PipelineOptions: ...
+    @property
+    def cluster(self) -> ClusterOptions: ...
+    @property
+    def targets(self) -> Any: ...
+    @property
+    def connector_name(self) -> str: ...
+    @property
+    def model_name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -41,13 +73,42 @@ class Target(ABC):
     #: The name users pick it by (``--target``), and one line saying what it is.
     name: ClassVar[str]
     summary: ClassVar[str]
+    #: Its own settings section (``targets.<name>``), if it has options.
+    Options: ClassVar[type[Section] | None] = None
 
-    def __init__(self, settings: Settings, progress: Progress = quiet) -> None:
+    def __init__(self, settings: DeploySettings, progress: Progress = quiet) -> None:
         self.settings, self.progress = settings, progress
+        self.options: Any = getattr(settings.targets, self.name) if self.Options else None
 
-    @abstractmethod
+    @property
+    def host(self) -> Host:
+        """What scores the model: the kit's scorer, ml-commons' engine, or another server."""
+        return "other"
+
     def check(self) -> None:
-        """Refuse bad settings before anything starts or is created (raise an OsRerankError)."""
+        """Refuse bad settings before anything starts or is created (raise an OsRerankError): a model kind the
+        target cannot run; a precision or length where no kit scorer runs to honour them (where one does, it
+        decides the precision itself as it loads the model: precision.py); then the target's own rules."""
+        model = self.settings.model
+        why = kind_refusal(model.kind, self.name)
+        if not why and self.host == "other":
+            where = "a given --endpoint-url" if self.settings.connector.endpoint_url else f"the {self.name} target"
+            why = refusal(model.precision, self.host, cpu_info(), where)
+            if not why and model.max_length is not None:
+                why = (
+                    f"--max-length cannot apply to {where}: only the standin and opensearch targets run the kit's model"
+                )
+        if why:
+            raise ConfigError(why)
+        self.check_target()
+
+    def check_target(self) -> None:  # noqa: B027 (a target may have none)
+        """The target's own refusals (a model folder it cannot take, a tool it lacks)."""
+
+    def prepare(self) -> dict[str, Found]:
+        """Bring up what serves the model before anything is made in the cluster (a server started, a graph
+        packaged and its precision decided), so a failure here leaves the cluster untouched; what it did."""
+        return {}
 
     @abstractmethod
     def plan(self) -> list[str]:
@@ -82,21 +143,22 @@ class RemoteTarget(Target):
 
     @property
     def template(self) -> str:
-        return self.settings.template or self.default_template
+        return self.settings.connector.template or self.default_template
 
-    #: Whether the server it starts honours --precision / --max-length (the kit's own scorer does).
+    #: Whether the server it starts runs the kit's scorer with the model section (precision, max length).
     runs_kit_scorer: ClassVar[bool] = False
 
-    def check(self) -> None:
+    def __init__(self, settings: DeploySettings, progress: Progress = quiet) -> None:
+        super().__init__(settings, progress)
+        self._endpoint: Endpoint | None = None
+
+    @property
+    def host(self) -> Host:
+        return "kit" if self.runs_kit_scorer and not self.settings.connector.endpoint_url else "other"
+
+    def check_target(self) -> None:
         connector_template(self.template)  # an unknown name fails here, listing the known ones
-        tuned = [f for f in ("precision", "max_length") if self.settings.model_dump()[f] not in ("fp32", None)]
-        if tuned and (self.settings.endpoint_url or not self.runs_kit_scorer):
-            flags = " and ".join(f"--{f.replace('_', '-')}" for f in tuned)
-            where = "a given --endpoint-url" if self.settings.endpoint_url else f"the {self.name} target"
-            raise ConfigError(
-                f"{flags} cannot apply to {where}: only the standin and opensearch targets run the kit's scorer"
-            )
-        if not self.settings.endpoint_url:
+        if not self.settings.connector.endpoint_url:
             self.check_server()
 
     def check_server(self) -> None:
@@ -114,23 +176,52 @@ class RemoteTarget(Target):
         """Stop (or, with dry_run, list) the model server; what was (or would be) removed."""
 
     def endpoint(self) -> Endpoint:
-        url = self.settings.endpoint_url
+        url = self.settings.connector.endpoint_url
         if url:
             return Endpoint(url, credentials_from_env(self.settings, self.template), Found(url, "reused"))
         return self.start_server()
 
     def plan(self) -> list[str]:
-        url = self.settings.endpoint_url
+        url = self.settings.connector.endpoint_url
         return [f"use the model endpoint at {url}"] if url else self.server_plan()
 
     def deploy(self, ml: MLCommons | None) -> dict[str, Found]:
         return {"endpoint": self.endpoint().found}
 
+    def prepare(self) -> dict[str, Found]:
+        self._endpoint = self.endpoint()  # on every setup: a server stopped since the last one is started again
+        return {"endpoint": self._endpoint.found}
+
+    def connector_body(self, endpoint: Endpoint) -> dict[str, Any]:
+        """The connector to ``endpoint``, as setup creates it. A bearer-token API without a token: refused where
+        the API needs one, else said in one line (the connector then sends no Authorization header)."""
+        s = self.settings
+        info = connector_template(self.template)
+        if info.auth == "bearer" and not endpoint.credentials.bearer_token:
+            if info.auth_required:
+                raise ConfigError(
+                    f"the {self.template} API needs a bearer token: set OSRERANK_BEARER_TOKEN (the connector keeps "
+                    "it as an ml-commons credential; it is never printed)"
+                )
+            self.progress(
+                f"no OSRERANK_BEARER_TOKEN: the {self.template} connector sends no Authorization header "
+                "(right for a server without auth; set the variable if yours has a token)"
+            )
+        return render_connector(
+            s.connector,
+            self.template,
+            endpoint.url,
+            endpoint.credentials,
+            name=s.connector_name,
+            description=f"osrerank: {s.model.path} via {self.template}",
+            raw_scores=s.model.activation == "none",
+            chunk=s.pipeline.chunk,
+        )
+
     def setup_model(self, ml: MLCommons, group_id: str) -> dict[str, Found]:
-        endpoint = self.endpoint()
+        endpoint = self._endpoint = self._endpoint or self.endpoint()
         self.progress("creating the connector")
-        body = render_connector(self.settings, self.template, endpoint.url, endpoint.credentials)
-        connector = ensure_connector(ml, body)
+        connector = ensure_connector(ml, self.connector_body(endpoint))
         self.progress("registering and deploying the model")
         model = self._ensure_model(ml, connector.id, group_id)
         return {"endpoint": endpoint.found, "connector": connector, "model": model}
@@ -144,7 +235,7 @@ class RemoteTarget(Target):
                 if ml.model(model["id"]).get("model_state") != "DEPLOYED":
                     ml.deploy(model["id"])
                 return Found(model["id"], "reused")
-        description = f"osrerank: {self.settings.model} via {self.template}"
+        description = f"osrerank: {self.settings.model.path} via {self.template}"
         model_id = ml.register_remote(self.settings.model_name, connector_id, group_id, description)
         ml.deploy(model_id)
         return Found(model_id, "created")
@@ -161,22 +252,22 @@ class RemoteTarget(Target):
             for c in ml.find_connectors(self.settings.connector_name):
                 models = ml.models_using(c["id"]) if dry_run else delete_connector(ml, c["id"])
                 removed += [f"model {m}" for m in models] + [f"connector {c['id']}"]
-        if not self.settings.endpoint_url:
+        if not self.settings.connector.endpoint_url:
             removed += self.stop_server(dry_run=dry_run)
         return removed
 
 
-def credentials_from_env(settings: Settings, template: str) -> Credentials:
+def credentials_from_env(settings: DeploySettings, template: str) -> Credentials:
     """Credentials for an endpoint the kit did not start, by what the template authenticates with:
     SigV4 from a connector role (Amazon OpenSearch Service) or the normal AWS key chain (env, profile,
     instance role), else the stand-in's local keys; a bearer token from OSRERANK_BEARER_TOKEN."""
     if connector_template(template).auth == "bearer":
-        return Credentials(bearer_token=os.environ.get("OSRERANK_BEARER_TOKEN"))
-    if settings.connector_role_arn:
-        return Credentials(role_arn=settings.connector_role_arn)
+        return Credentials(bearer_token=get("OSRERANK_BEARER_TOKEN"))
+    if settings.connector.role_arn:
+        return Credentials(role_arn=settings.connector.role_arn)
     import botocore.session
 
-    chain = botocore.session.Session(profile=settings.aws_profile).get_credentials()
+    chain = botocore.session.Session(profile=settings.cluster.aws_profile).get_credentials()
     if chain is not None:
         frozen = chain.get_frozen_credentials()
         return Credentials(access_key=frozen.access_key, secret_key=frozen.secret_key, session_token=frozen.token)

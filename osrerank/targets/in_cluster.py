@@ -17,14 +17,13 @@ import hashlib
 import io
 import json
 import zipfile
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, OpenSearchError, ToolMissingError
 from ..ml_commons import MLCommons
-from ..model import ScorerOptions, check_model, onnx_path, quantized, resolve_model_dir
-from ..scorer import choose_precision, load_scorer
+from ..model import check_model
+from ..precision import MODES, Host
+from ..scorer import ModelOptions, load_scorer
 from ..types import Found, Progress, quiet
 from .base import Target
 
@@ -34,27 +33,26 @@ CHUNK_BYTES = 9 * 1024 * 1024  # ml-commons refuses chunks of 10 MB or more
 FUNCTION = "TEXT_SIMILARITY"
 
 
-def package_model(
-    model: str, activation: str = "sigmoid", options: ScorerOptions | None = None, progress: Progress = quiet
-) -> tuple[bytes, dict[str, Any]]:
+def package_model(options: ModelOptions, progress: Progress = quiet) -> tuple[bytes, dict[str, Any]]:
     """The zip ml-commons expects (``model.onnx`` + ``tokenizer.json`` at the root) and its model config.
 
-    ``options`` carries --precision and --max-length: ml-commons runs ONNX Runtime's CPU provider (through
-    DJL), which has no bf16 kernels, so the faster graph it can run is the int8 one, packaged only when it
-    passes the fidelity gate; --max-length becomes the packaged tokenizer's truncation.
+    The precision is decided here, once, where the graph is made to serve: ml-commons runs ONNX Runtime's CPU
+    provider (through DJL), so the candidates are the modes precision.py lets run on ``ml-commons`` (int8, when
+    it passes the fidelity gate); --max-length becomes the packaged tokenizer's truncation.
     """
     try:
         import onnx
         from onnx import helper
     except ImportError:
         raise ToolMissingError("the opensearch target needs the onnx package: pip install 'osrerank[int8]'") from None
-    folder = resolve_model_dir(model)
-    wanted = replace(options or ScorerOptions(model=str(folder)), model=str(folder))
-    mode = graph_precision(folder, wanted, progress)
-    scorer = load_scorer(replace(wanted, precision="fp32"))  # validates: one logit, tokenizer, ONNX file
-    graph_file = quantized(onnx_path(folder)) if mode == "int8" else onnx_path(folder)
-    graph_model = onnx.load(str(graph_file))
-    if activation == "sigmoid":
+    if options.precision != "fp32":
+        progress(f"checking --precision {options.precision} against fp32 (the fidelity gate)")
+    scorer = load_scorer(options, host=HOST)  # validates: one logit, tokenizer, ONNX file; decides the precision
+    if options.precision != "fp32":
+        progress(scorer.decision.reason)
+    folder = scorer.folder
+    graph_model = onnx.load(str(MODES[scorer.mode].graph(scorer.onnx_file)))
+    if options.activation == "sigmoid":
         graph = graph_model.graph
         logits = graph.output[0].name
         graph.node.append(helper.make_node("Sigmoid", [logits], ["similarity"], name="osrerank_sigmoid"))
@@ -95,48 +93,43 @@ def package_model(
     return buffer.getvalue(), config
 
 
-def graph_precision(folder: Path, wanted: ScorerOptions, progress: Progress = quiet) -> str:
-    """The graph to package: "int8" when asked for (or ``auto``) and it passes the fidelity gate, else "fp32".
-    bf16 is refused: ml-commons runs ONNX Runtime's CPU provider (through DJL), which has no bf16 kernels."""
-    if wanted.precision == "bf16":
-        raise ConfigError(
-            "--precision bf16 cannot run inside OpenSearch: ml-commons runs ONNX Runtime's CPU provider, which has "
-            "no bf16 kernels. Use --precision int8 or auto (int8 when it keeps the ranking), or the standin target"
-        )
-    if wanted.precision == "fp32":
-        return "fp32"
-    progress(f"checking --precision {wanted.precision} against fp32 (the fidelity gate)")
-    choice = choose_precision(folder, wanted, modes=("int8",))  # remembered: packaging asks again for free
-    progress(choice.reason)
-    return choice.mode
+#: Where this target's model runs: ml-commons' ONNX Runtime engine.
+HOST: Host = "ml-commons"
 
 
 class InClusterTarget(Target):
     name = "opensearch"
     summary = "inside the OpenSearch nodes: an ml-commons ONNX TEXT_SIMILARITY model (no endpoint, no connector)"
 
-    def check(self) -> None:
-        """Before anything is created: the model folder, chunking and a batch limit (both need a connector), the
-        precision."""
-        check_model(self.settings.model)
-        if self.settings.chunk:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._package: tuple[bytes, dict[str, Any]] | None = None
+
+    @property
+    def host(self) -> Host:
+        return HOST
+
+    def check_target(self) -> None:
+        """Before anything is created: the model folder, chunking and a batch limit (both need a connector)."""
+        check_model(self.settings.model.path)
+        if self.settings.pipeline.chunk:
             raise ConfigError(
                 "--long-documents chunk splits documents in the connector, and the opensearch target has none: "
                 "use --long-documents truncate, or a target with an endpoint (standin, sagemaker)"
             )
-        if self.settings.max_batch:
+        if self.settings.pipeline.max_batch:
             raise ConfigError(
                 "--max-batch is a model server's per-request limit, and the opensearch target has no server: "
                 "drop --max-batch (ml-commons scores an in-cluster model's documents itself)"
             )
-        graph_precision(resolve_model_dir(self.settings.model), self._options(), self.progress)
 
-    def _options(self) -> ScorerOptions:
-        s = self.settings
-        return ScorerOptions(model=s.model, precision=s.precision, gate_pairs=s.gate_pairs, max_length=s.max_length)
+    def prepare(self) -> dict[str, Found]:
+        """Package the graph (deciding its precision) before anything is made in the cluster."""
+        self._package = self._package or package_model(self.settings.model, self.progress)
+        return {}
 
     def plan(self) -> list[str]:
-        return [f"register and deploy {self.settings.model} inside the cluster as {self.settings.model_name}"]
+        return [f"register and deploy {self.settings.model.path} inside the cluster as {self.settings.model_name}"]
 
     def deploy(self, ml: MLCommons | None) -> dict[str, Found]:
         if ml is None:
@@ -147,7 +140,9 @@ class InClusterTarget(Target):
     def setup_model(self, ml: MLCommons, group_id: str) -> dict[str, Found]:
         """Register (chunked upload) and deploy the packaged model; reuse one with the same content hash."""
         s = self.settings
-        data, config = package_model(s.model, s.activation, self._options(), self.progress)
+        self.prepare()
+        assert self._package is not None
+        data, config = self._package
         digest = hashlib.sha256(data).hexdigest()
         for existing in ml.find_models(self.settings.model_name):
             if existing.get("model_content_hash_value") != digest:
@@ -163,14 +158,12 @@ class InClusterTarget(Target):
                 return {"model": Found(existing["id"], "reused")}
             ml.delete_model(existing["id"])  # an upload that stopped halfway: start again
         chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
-        self.progress(
-            f"registering {self.settings.model_name} in the cluster: {len(data) / 1e6:.0f} MB in {len(chunks)} chunks"
-        )
+        self.progress(f"registering {s.model_name} in the cluster: {len(data) / 1e6:.0f} MB in {len(chunks)} chunks")
         model_id = ml.register_meta(
             {
                 "name": self.settings.model_name,
                 "version": "1.0.0",
-                "description": f"osrerank: {self.settings.model} ({self.settings.activation})",
+                "description": f"osrerank: {s.model.path} ({s.model.activation})",
                 "model_format": "ONNX",
                 "function_name": FUNCTION,
                 "model_group_id": group_id,

@@ -12,6 +12,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
+from ..config.environment import get
 from ..paths import cache_root
 from ..types import Credentials
 
@@ -54,4 +55,4 @@ def local_secrets() -> LocalSecrets:
     key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if not (key and secret):
         key, secret = stored["access_key"], stored["secret_key"]
-    return LocalSecrets(key, secret, os.environ.get("OSRERANK_BEARER_TOKEN") or stored["bearer_token"])
+    return LocalSecrets(key, secret, get("OSRERANK_BEARER_TOKEN") or stored["bearer_token"])

@@ -12,47 +12,25 @@ different settings are an error unless ``update=True``, and teardown deletes onl
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
+from ..config.section import Section, setting
 from ..errors import AwsError, ConfigError, ToolMissingError
 from ..types import Action, Found, Progress, quiet
-from .base import Endpoint, RemoteTarget, credentials_from_env
+from .aws_errors import aws_errors
+from .base import DeploySettings, Endpoint, RemoteTarget, credentials_from_env
 from .sagemaker_artifact import digest, is_local_folder, remove, upload
 
-__all__ = ["OWNER_TAG", "SageMakerDeployment", "SageMakerTarget", "aws_errors", "runtime_url"]
+__all__ = ["OWNER_TAG", "SageMakerDeployment", "SageMakerOptions", "SageMakerTarget", "runtime_url"]
 
 OWNER_TAG = {"Key": "created-by", "Value": "osrerank"}
 CONFIG_TAG = "osrerank-config"
 POLL_S = 15.0
-
-
-@contextlib.contextmanager
-def aws_errors(doing: str) -> Iterator[None]:
-    """Turn botocore's exceptions into one-line AwsErrors that say what was being done and the likely fix."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-
-    try:
-        yield
-    except NoCredentialsError as exc:
-        raise AwsError(
-            f"{doing}: no AWS credentials. Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an --aws-profile, "
-            "or run where an IAM role is available"
-        ) from exc
-    except NoRegionError as exc:
-        raise AwsError(f"{doing}: no AWS region; pass --region") from exc
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise AwsError(f"{doing} failed: {error.get('Code', 'error')}: {error.get('Message', exc)}") from exc
-    except BotoCoreError as exc:
-        raise AwsError(f"{doing} failed: {exc}") from exc
 
 
 def runtime_url(region: str, endpoint_name: str) -> str:
@@ -60,12 +38,31 @@ def runtime_url(region: str, endpoint_name: str) -> str:
     return f"https://runtime.sagemaker.{region}.amazonaws.com/endpoints/{endpoint_name}/invocations"
 
 
+class SageMakerOptions(Section):
+    """The endpoint the sagemaker target deploys: the HF DLC's versions, capacity and scaling, and the role it
+    runs as (the tutorial's settings by default)."""
+
+    update: bool = setting(False, "Move an existing SageMaker endpoint to changed settings.")
+    instance_type: str = setting("ml.m5.xlarge", "SageMaker instance type.")
+    instance_count: int = setting(1, "SageMaker instance count.", ge=1)
+    role_arn: str | None = setting(None, "Execution role the SageMaker endpoint runs as.")
+    endpoint_name: str | None = setting(None, "SageMaker endpoint name [default: <name>-cross-encoder].")
+    transformers_version: str = setting("4.37", "HF DLC transformers version.")
+    pytorch_version: str = setting("2.1", "HF DLC PyTorch version.")
+    py_version: str = setting("py310", "HF DLC Python version.")
+    serverless_memory_mb: int | None = setting(None, "Deploy serverless with this memory (1024-6144).")
+    serverless_max_concurrency: int = setting(5, "Serverless max concurrency.", ge=1)
+    autoscale_target: int | None = setting(None, "Autoscale on invocations per instance per minute.")
+    autoscale_max_instances: int = setting(4, "Autoscaling upper bound.", ge=1)
+
+
 class SageMakerDeployment:
     """Deploy, find and delete the kit's SageMaker endpoint for one Settings."""
 
-    def __init__(self, settings: Settings, progress: Progress = quiet, boto_session: Any = None) -> None:
+    def __init__(self, settings: DeploySettings, progress: Progress = quiet, boto_session: Any = None) -> None:
         self.settings, self.progress = settings, progress
-        self.endpoint_name = settings.endpoint_name or f"{settings.name}-cross-encoder"
+        self.options: SageMakerOptions = settings.targets.sagemaker
+        self.endpoint_name = self.options.endpoint_name or f"{settings.name}-cross-encoder"
         self._boto = boto_session
 
     # ----------------------------------------------------------------- AWS clients
@@ -76,10 +73,12 @@ class SageMakerDeployment:
                 import boto3
             except ImportError:
                 raise ToolMissingError("the SageMaker target needs: pip install 'osrerank[aws]'") from None
-            session = boto3.Session(profile_name=self.settings.aws_profile, region_name=self.settings.region)
-            if self.settings.region not in session.get_available_regions("sagemaker"):
+            session = boto3.Session(
+                profile_name=self.settings.cluster.aws_profile, region_name=self.settings.connector.region
+            )
+            if self.settings.connector.region not in session.get_available_regions("sagemaker"):
                 raise ConfigError(
-                    f"region {self.settings.region!r} has no SageMaker; pass --region with one of: "
+                    f"region {self.settings.connector.region!r} has no SageMaker; pass --region with one of: "
                     + ", ".join(session.get_available_regions("sagemaker")[:8])
                     + ", ..."
                 )
@@ -87,34 +86,36 @@ class SageMakerDeployment:
         return self._boto
 
     def client(self, name: str) -> Any:
-        return self.boto.client(name, region_name=self.settings.region)
+        return self.boto.client(name, region_name=self.settings.connector.region)
 
     # ----------------------------------------------------------------- what we want
     def wanted(self) -> dict[str, Any]:
         """The deployment settings that define "the same endpoint"; their hash is the config tag."""
-        s = self.settings
-        if is_local_folder(s.model):  # uploaded as model.tar.gz; its digest makes a changed folder "other settings"
+        s, o = self.settings, self.options
+        if is_local_folder(
+            s.model.path
+        ):  # uploaded as model.tar.gz; its digest makes a changed folder "other settings"
             source: dict[str, Any] = {
                 "env": {"HF_TASK": "text-classification"},
-                "model_data_digest": digest(Path(s.model).expanduser()),
+                "model_data_digest": digest(Path(s.model.path).expanduser()),
             }
-        elif Path(s.model).expanduser().exists() or s.model.count("/") != 1:
+        elif Path(s.model.path).expanduser().exists() or s.model.path.count("/") != 1:
             raise ConfigError(
                 f"the SageMaker target deploys a Hugging Face Hub id (HF_MODEL_ID) or a model folder, not "
-                f"{s.model!r}; pass --model org/name (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2) or a folder"
+                f"{s.model.path!r}; pass --model org/name (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2) or a folder"
             )
         else:
-            source = {"env": {"HF_MODEL_ID": s.model, "HF_TASK": "text-classification"}}
+            source = {"env": {"HF_MODEL_ID": s.model.path, "HF_TASK": "text-classification"}}
         capacity: dict[str, Any] = (
-            {"serverless_memory_mb": s.serverless_memory_mb, "serverless_max_concurrency": s.serverless_max_concurrency}
-            if s.serverless_memory_mb
-            else {"instance_type": s.instance_type, "instance_count": s.instance_count}
+            {"serverless_memory_mb": o.serverless_memory_mb, "serverless_max_concurrency": o.serverless_max_concurrency}
+            if o.serverless_memory_mb
+            else {"instance_type": o.instance_type, "instance_count": o.instance_count}
         )
         return {
             **source,
-            "transformers_version": s.transformers_version,
-            "pytorch_version": s.pytorch_version,
-            "py_version": s.py_version,
+            "transformers_version": o.transformers_version,
+            "pytorch_version": o.pytorch_version,
+            "py_version": o.py_version,
             **capacity,
         }
 
@@ -148,7 +149,7 @@ class SageMakerDeployment:
     # ----------------------------------------------------------------- deploy
     def deploy(self, *, update: bool = False, wait: bool = True) -> Found:
         """Create the endpoint, or reuse it if it exists with the same settings (idempotent)."""
-        url = runtime_url(self.settings.region, self.endpoint_name)
+        url = runtime_url(self.settings.connector.region, self.endpoint_name)
         current = self.find()
         if current is not None:
             if current["tags"].get("created-by") != "osrerank":
@@ -169,12 +170,14 @@ class SageMakerDeployment:
                 )
         model = self._hf_model()
         names = f"{self.endpoint_name}-{self.fingerprint()}"
-        self.progress(f"deploying {self.settings.model} to SageMaker endpoint {self.endpoint_name} (takes minutes)")
+        self.progress(
+            f"deploying {self.settings.model.path} to SageMaker endpoint {self.endpoint_name} (takes minutes)"
+        )
         if current is None:
             self._deploy_new(model, names)
         else:
             self._update(model, names)
-        if self.settings.autoscale_target and not self.settings.serverless_memory_mb:
+        if self.options.autoscale_target and not self.options.serverless_memory_mb:
             self._autoscale()
         if wait:
             self._wait()
@@ -191,7 +194,7 @@ class SageMakerDeployment:
             from sagemaker.huggingface import HuggingFaceModel
         except ImportError:
             raise ToolMissingError("the SageMaker target needs: pip install 'osrerank[aws]'") from None
-        role = self.settings.role_arn
+        role = self.options.role_arn
         if not role:
             raise ConfigError(
                 "deploying to SageMaker needs an execution role the endpoint runs as: pass --role-arn "
@@ -199,7 +202,7 @@ class SageMakerDeployment:
             )
         w = self.wanted()
         session = sagemaker.Session(boto_session=self.boto)
-        folder = Path(self.settings.model).expanduser()
+        folder = Path(self.settings.model.path).expanduser()
         model_data = upload(session, folder, self.endpoint_name) if "model_data_digest" in w else None
         return HuggingFaceModel(
             role=role,
@@ -214,17 +217,15 @@ class SageMakerDeployment:
     def _deploy_new(self, model: Any, names: str) -> None:
         model.name = names
         kwargs: dict[str, Any] = {"endpoint_name": self.endpoint_name, "tags": self._tags(), "wait": False}
-        if self.settings.serverless_memory_mb:
+        if self.options.serverless_memory_mb:
             from sagemaker.serverless import ServerlessInferenceConfig
 
             kwargs["serverless_inference_config"] = ServerlessInferenceConfig(
-                memory_size_in_mb=self.settings.serverless_memory_mb,
-                max_concurrency=self.settings.serverless_max_concurrency,
+                memory_size_in_mb=self.options.serverless_memory_mb,
+                max_concurrency=self.options.serverless_max_concurrency,
             )
         else:
-            kwargs.update(
-                initial_instance_count=self.settings.instance_count, instance_type=self.settings.instance_type
-            )
+            kwargs.update(initial_instance_count=self.options.instance_count, instance_type=self.options.instance_type)
         try:
             model.deploy(**kwargs)
         except Exception as exc:  # botocore ClientError and the SDK's own errors
@@ -233,19 +234,19 @@ class SageMakerDeployment:
     def _update(self, model: Any, names: str) -> None:
         """New model + endpoint config (named by fingerprint), then point the endpoint at them."""
         sm = self.client("sagemaker")
-        s = self.settings
+        o = self.options
         model.name = names
         try:
-            model.create(instance_type=s.instance_type, tags=self._tags())
+            model.create(instance_type=o.instance_type, tags=self._tags())
             variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": names}
-            if s.serverless_memory_mb:
+            if o.serverless_memory_mb:
                 variant["ServerlessConfig"] = {
-                    "MemorySizeInMB": s.serverless_memory_mb,
-                    "MaxConcurrency": s.serverless_max_concurrency,
+                    "MemorySizeInMB": o.serverless_memory_mb,
+                    "MaxConcurrency": o.serverless_max_concurrency,
                 }
             else:
                 variant.update(
-                    InitialInstanceCount=s.instance_count, InstanceType=s.instance_type, InitialVariantWeight=1.0
+                    InitialInstanceCount=o.instance_count, InstanceType=o.instance_type, InitialVariantWeight=1.0
                 )
             sm.create_endpoint_config(EndpointConfigName=names, ProductionVariants=[variant], Tags=self._tags())
             sm.update_endpoint(EndpointName=self.endpoint_name, EndpointConfigName=names)
@@ -257,15 +258,15 @@ class SageMakerDeployment:
 
     def _autoscale(self) -> None:
         """Target tracking on invocations per instance, between instance_count and autoscale_max_instances."""
-        s = self.settings
+        o = self.options
         scaling = self.client("application-autoscaling")
         resource = f"endpoint/{self.endpoint_name}/variant/AllTraffic"
         scaling.register_scalable_target(
             ServiceNamespace="sagemaker",
             ResourceId=resource,
             ScalableDimension="sagemaker:variant:DesiredInstanceCount",
-            MinCapacity=s.instance_count,
-            MaxCapacity=max(s.instance_count, s.autoscale_max_instances),
+            MinCapacity=o.instance_count,
+            MaxCapacity=max(o.instance_count, o.autoscale_max_instances),
         )
         scaling.put_scaling_policy(
             PolicyName=f"{self.endpoint_name}-invocations",
@@ -274,7 +275,7 @@ class SageMakerDeployment:
             ScalableDimension="sagemaker:variant:DesiredInstanceCount",
             PolicyType="TargetTrackingScaling",
             TargetTrackingScalingPolicyConfiguration={
-                "TargetValue": float(s.autoscale_target or 0),
+                "TargetValue": float(o.autoscale_target or 0),
                 "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
                 "ScaleInCooldown": 300,
                 "ScaleOutCooldown": 60,
@@ -310,7 +311,7 @@ class SageMakerDeployment:
         """Delete the endpoint, its endpoint configs and models, each only if tagged created-by=osrerank, and
         (for a model folder) the archives uploaded for this endpoint, even when the endpoint never came up."""
         sm = self.client("sagemaker")
-        local = is_local_folder(self.settings.model)
+        local = is_local_folder(self.settings.model.path)
         uploaded = remove(self.boto, self.endpoint_name, dry_run=dry_run) if local else []
         endpoint = self.find()
         if endpoint is None or endpoint["tags"].get("created-by") != "osrerank":
@@ -368,6 +369,7 @@ class SageMakerTarget(RemoteTarget):
     name = "sagemaker"
     summary = "an Amazon SageMaker endpoint on the Hugging Face DLC (HF_TASK=text-classification)"
     default_template = "sagemaker-hf-text-classification"
+    Options = SageMakerOptions
 
     def deployment(self) -> SageMakerDeployment:
         return SageMakerDeployment(self.settings, self.progress)
@@ -376,8 +378,8 @@ class SageMakerTarget(RemoteTarget):
         self.deployment().wanted()  # a path that is neither a Hub id nor a model folder fails here
 
     def start_server(self) -> Endpoint:
-        with aws_errors(f"deploying the SageMaker endpoint for {self.settings.model}"):
-            found = self.deployment().deploy(update=self.settings.update)
+        with aws_errors(f"deploying the SageMaker endpoint for {self.settings.model.path}"):
+            found = self.deployment().deploy(update=self.options.update)
         return Endpoint(found.id, credentials_from_env(self.settings, self.template), found)
 
     def server_plan(self) -> list[str]:

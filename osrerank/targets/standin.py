@@ -1,9 +1,14 @@
 """Target ``standin``: the kit's own model server (ONNX Runtime, SageMaker/TorchServe/TEI APIs), run locally
 as a background process and found again through a state file, so a second setup reuses it.
 
-A changed model or option starts a new process on a new port first; the old one is stopped only once
-the new one answers, so a setup that fails (a missing model, say) leaves a working stand-in working.
-(Only a restart on the very port the old one holds stops the old one first.)
+The process gets one :class:`~osrerank.server.run.ServerSpec` (the ``model`` section, this target's
+``targets.standin`` section, the SigV4 region) and decides the model's precision itself, once, as it loads;
+the target reads the decision back from ``/ping`` and reports it. A refusal (a mode that fails the gate) ends
+the process before it answers, and reaches the user as that one line.
+
+A changed spec starts a new process on a new port first; the old one is stopped only once the new one answers,
+so a setup that fails (a missing model, say) leaves a working stand-in working. (Only a restart on the very
+port the old one holds stops the old one first.)
 """
 
 from __future__ import annotations
@@ -11,43 +16,45 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
+import requests
+
 from .. import process
-from ..errors import EndpointError
-from ..model import ScorerOptions, check_model, resolve_model_dir
+from ..config.environment import get
+from ..errors import ConfigError, EndpointError
+from ..model import check_model
 from ..paths import cache_root
-from ..scorer import choose_precision
-from ..server.run import ServeOptions
+from ..server.options import ServerOptions
+from ..server.run import REFUSED, ServerSpec
 from ..templates import connector_template
 from ..types import Found
 from .base import Endpoint, RemoteTarget
 from .local_secrets import local_secrets
 
-__all__ = ["StandIn", "StandInInfo", "StandInTarget"]
+__all__ = ["StandInInfo", "StandInProcess", "StandInTarget"]
 
 START_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
 class StandInInfo:
-    """Where a running stand-in answers, and with what options it runs."""
+    """Where a running stand-in answers, and the spec it runs with."""
 
     pid: int
     base_url: str
-    options: dict[str, Any]
+    spec: dict[str, Any]
 
     @property
-    def serve_options(self) -> ServeOptions:
-        return ServeOptions.from_json(json.dumps(self.options))
+    def server_spec(self) -> ServerSpec:
+        return ServerSpec.model_validate(self.spec)
 
     @property
     def cluster_base_url(self) -> str:
         """The base URL as the cluster sees it: ``OSRERANK_ENDPOINT_HOST`` replaces the host when the
         cluster runs elsewhere (e.g. ``host.docker.internal`` from a container)."""
-        host = os.environ.get("OSRERANK_ENDPOINT_HOST")
+        host = get("OSRERANK_ENDPOINT_HOST")
         return self.base_url.replace("127.0.0.1", host, 1) if host else self.base_url
 
     def url_for(self, template: str, name: str) -> str:
@@ -57,8 +64,12 @@ class StandInInfo:
             raise EndpointError(f"the stand-in does not serve the API of template {template!r}")
         return self.cluster_base_url + path.format(name=name)
 
+    def precision(self) -> dict[str, Any]:
+        """The precision the server decided on as it loaded: mode, why, figures (its ``/ping``)."""
+        return dict(requests.get(f"{self.base_url}/ping", timeout=10).json().get("precision") or {})
 
-class StandIn:
+
+class StandInProcess:
     """One named stand-in process."""
 
     def __init__(self, name: str = "osrerank") -> None:
@@ -76,34 +87,40 @@ class StandIn:
             return None
         return info
 
-    def start(self, options: ServeOptions) -> tuple[StandInInfo, bool]:
-        """Start a stand-in with ``options`` (port 0: any free port), or reuse the running one if it has
-        them; returns its info and whether it was newly started."""
-        wanted = ServeOptions.from_json(options.to_json())  # normalised, as it will be stored
+    def start(self, spec: ServerSpec) -> tuple[StandInInfo, bool]:
+        """Start a stand-in with ``spec`` (no port: any free one), or reuse the running one if it has it;
+        returns its info and whether it was newly started."""
         current = self.info()
-        if current and _same(current.serve_options, wanted):
+        if current and _same(current.server_spec, spec):
             return current, False
-        port = wanted.port or process.free_port()
-        if current and port == current.serve_options.port:  # two cannot share a port: this one must go first
+        port = spec.server.port or process.free_port()
+        if current and port == current.server_spec.server.port:  # two cannot share a port: this one goes first
             process.stop(current.pid, grace_s=10)
             current = None
-        host = "0.0.0.0" if os.environ.get("OSRERANK_ENDPOINT_HOST") else wanted.host  # reachable from a container
-        wanted = replace(wanted, host=host, port=port)
-        env = {**os.environ, **(local_secrets().env() if wanted.auth else {})}
-        cmd = [sys.executable, "-m", "osrerank.server", wanted.to_json()]
+        host = "0.0.0.0" if get("OSRERANK_ENDPOINT_HOST") else spec.server.host  # reachable from a container
+        started = spec.model_copy(update={"server": spec.server.model_copy(update={"host": host, "port": port})})
+        env = {**os.environ, **(local_secrets().env() if spec.server.auth else {})}
+        cmd = [sys.executable, "-m", "osrerank.server", started.model_dump_json()]
+        start_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         proc = process.spawn(cmd, log=self.log_file, env=env, error=EndpointError)
         base_url = f"http://127.0.0.1:{port}"
-        process.wait_ready(
-            proc,
-            lambda: proc.poll() is None and process.http_ok(f"{base_url}/ping", timeout=2),
-            what=f"the model stand-in {self.name!r}",
-            log=self.log_file,
-            timeout_s=START_TIMEOUT_S,
-            error=EndpointError,
-        )
+        try:
+            process.wait_ready(
+                proc,
+                lambda: proc.poll() is None and process.http_ok(f"{base_url}/ping", timeout=2),
+                what=f"the model stand-in {self.name!r}",
+                log=self.log_file,
+                timeout_s=START_TIMEOUT_S,
+                error=EndpointError,
+            )
+        except EndpointError:
+            refused = _refusal(self.log_file, start_offset)
+            if refused:  # the server refused its settings: that one line is the user's message
+                raise ConfigError(refused) from None
+            raise
         if current:  # only now that the new one answers
             process.stop(current.pid)
-        info = StandInInfo(pid=proc.pid, base_url=base_url, options=json.loads(wanted.to_json()))
+        info = StandInInfo(pid=proc.pid, base_url=base_url, spec=json.loads(started.model_dump_json()))
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(info.__dict__))
         return info, True
@@ -113,10 +130,24 @@ class StandIn:
         return process.stop_recorded(self.state_file, grace_s=10)
 
 
-def _same(running: ServeOptions, wanted: ServeOptions) -> bool:
+def _same(running: ServerSpec, wanted: ServerSpec) -> bool:
     """Whether a running stand-in serves what is wanted (any port, when no port is asked for)."""
-    # the host follows OSRERANK_ENDPOINT_HOST, not the options; port 0 means any
-    return running == replace(wanted, host=running.host, port=wanted.port or running.port)
+    # the host follows OSRERANK_ENDPOINT_HOST, not the spec; no port means any
+    server = wanted.server.model_copy(
+        update={"host": running.server.host, "port": wanted.server.port or running.server.port}
+    )
+    return running == wanted.model_copy(update={"server": server})
+
+
+def _refusal(log: Any, offset: int) -> str | None:
+    """The server's own refusal of its settings, from what this start wrote to its log."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            lines = f.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((line.removeprefix(REFUSED) for line in reversed(lines) if line.startswith(REFUSED)), None)
 
 
 class StandInTarget(RemoteTarget):
@@ -124,44 +155,29 @@ class StandInTarget(RemoteTarget):
     summary = "the kit's own model server, run locally (SigV4 or bearer-token checked)"
     default_template = "sagemaker-hf-text-classification"
     runs_kit_scorer = True
+    Options = ServerOptions
 
-    def serve_options(self) -> ServeOptions:
-        s = self.settings
-        scorer = ScorerOptions(
-            model=_local_path(s.model),
-            kind=s.kind,
-            activation=s.activation,
-            precision=s.precision,
-            gate_pairs=None if s.gate_pairs is None else str(Path(s.gate_pairs).resolve()),
-            max_length=s.max_length,
-        )
-        return ServeOptions(scorer=scorer, port=0, region=s.region)
+    def spec(self) -> ServerSpec:
+        """What the stand-in process runs: the model section, this target's section, the SigV4 region."""
+        return ServerSpec(model=self.settings.model, server=self.options, region=self.settings.connector.region)
 
     def check_server(self) -> None:
-        """Before anything is created: the model folder, and a reduced precision through its gate (the
-        result is cached, so the server's own check at start is instant)."""
-        check_model(self.settings.model)
-        options = self.serve_options().scorer
-        if options.precision != "fp32":
-            self.progress(f"checking --precision {options.precision} against fp32 (the fidelity gate)")
-            self.progress(choose_precision(resolve_model_dir(options.model), options).reason)
+        """Before anything starts: the model folder (cheap). The precision is the server's to decide."""
+        check_model(self.settings.model.path)
 
     def start_server(self) -> Endpoint:
-        self.progress(f"starting the local model stand-in for {self.settings.model}")
-        info, started = StandIn(self.settings.name).start(self.serve_options())
+        self.progress(f"starting the local model stand-in for {self.settings.model.path}")
+        info, started = StandInProcess(self.settings.name).start(self.spec())
+        if self.settings.model.precision != "fp32":
+            decided = info.precision()
+            self.progress(f"precision {decided.get('mode')}: {decided.get('why')}")
         url = info.url_for(self.template, self.settings.name)
         return Endpoint(url, local_secrets().credentials(), Found(url, "created" if started else "reused"))
 
     def server_plan(self) -> list[str]:
-        return [f"start (or reuse) the local model stand-in {self.settings.name!r} for {self.settings.model}"]
+        return [f"start (or reuse) the local model stand-in {self.settings.name!r} for {self.settings.model.path}"]
 
     def stop_server(self, *, dry_run: bool) -> list[str]:
-        stand_in = StandIn(self.settings.name)
+        stand_in = StandInProcess(self.settings.name)
         running = stand_in.info() is not None if dry_run else stand_in.stop()
         return ["local model stand-in"] if running else []
-
-
-def _local_path(model: str) -> str:
-    """An existing folder as an absolute path (the background process has its own working directory)."""
-    path = Path(model).expanduser()
-    return str(path.resolve()) if path.exists() else model

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -22,8 +23,9 @@ import requests
 
 from .. import process
 from ..errors import EndpointError, ToolMissingError
+from ..kinds import KINDS
 from ..launcher.java import find_java_home
-from ..model import check_model, onnx_path, resolve_model_dir
+from ..model import check_model, resolve_model_dir
 from ..paths import cache_root
 from ..types import Credentials, Found
 from .base import Endpoint, RemoteTarget
@@ -142,7 +144,9 @@ class TorchServe:
             "minWorkers: 1\nmaxWorkers: 1\nbatchSize: 1\nmaxBatchDelay: 5\nresponseTimeout: 120\n"
             f"startupTimeout: 120\nhandler:\n  activation: {activation}\n"
         )
-        extra = [str(onnx_path(folder))] + [str(folder / f) for f in MODEL_FILES if (folder / f).exists()]
+        extra = [str(KINDS["cross-encoder"](folder).graph())] + [
+            str(folder / f) for f in MODEL_FILES if (folder / f).exists()
+        ]
         cmd = [
             archiver,
             "--model-name",
@@ -180,8 +184,17 @@ class TorchServe:
             )
 
     def stop(self) -> bool:
-        """Stop TorchServe if it runs; True if it did."""
-        return process.stop_recorded(self.state_file, grace_s=20)
+        """Stop TorchServe if it runs; True if it did. Returns once its inference port no longer answers: the
+        Java frontend can outlive the launcher's pid by a moment."""
+        try:
+            inference = json.loads(self.state_file.read_text())["inference"]
+        except (OSError, ValueError, KeyError):
+            inference = None
+        stopped = process.stop_recorded(self.state_file, grace_s=20)
+        deadline = time.monotonic() + 20
+        while inference and time.monotonic() < deadline and process.http_ok(f"{inference}/ping", timeout=1):
+            time.sleep(0.2)
+        return stopped
 
 
 class TorchServeTarget(RemoteTarget):
@@ -190,17 +203,18 @@ class TorchServeTarget(RemoteTarget):
     default_template = "torchserve-pairs"
 
     def check_server(self) -> None:
-        check_model(self.settings.model)
+        check_model(self.settings.model.path)
         _tool("torchserve")
         _tool("torch-model-archiver")
 
     def start_server(self) -> Endpoint:
-        self.progress(f"starting TorchServe for {self.settings.model}")
-        url, started = TorchServe(self.settings.name).start(self.settings.model, self.settings.activation)
+        model = self.settings.model
+        self.progress(f"starting TorchServe for {model.path}")
+        url, started = TorchServe(self.settings.name).start(model.path, model.activation)
         return Endpoint(url, Credentials(), Found(url, "created" if started else "reused"))
 
     def server_plan(self) -> list[str]:
-        return [f"archive {self.settings.model} and serve it on TorchServe as {self.settings.name!r}"]
+        return [f"archive {self.settings.model.path} and serve it on TorchServe as {self.settings.name!r}"]
 
     def stop_server(self, *, dry_run: bool) -> list[str]:
         server = TorchServe(self.settings.name)

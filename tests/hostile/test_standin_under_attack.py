@@ -273,21 +273,26 @@ def test_aws_region_is_the_signing_scope_unless_given(test_model_dir, tmp_path):
         proc.wait(30)
 
 
-def test_a_failing_replacement_leaves_the_working_stand_in_running(test_model_dir, tmp_path):
-    """Was: `setup --model /nonexistent` after a demo stopped the demo's stand-in, then failed."""
-    from osrerank.model import ScorerOptions
-    from osrerank.server.run import ServeOptions
-    from osrerank.targets.standin import StandIn
+def test_a_failing_replacement_leaves_the_working_stand_in_running(test_model_dir, tmp_path, monkeypatch):
+    """Was: `setup --model /nonexistent` after a demo stopped the demo's stand-in, then failed. Now the server that
+    cannot load its model refuses with one line (a ConfigError), and the working one keeps answering."""
+    from osrerank.errors import ConfigError
+    from osrerank.scorer import ModelOptions
+    from osrerank.server.run import ServerSpec
+    from osrerank.targets.standin import StandInProcess
 
-    stand_in = StandIn("osrerank-hostile-replace")
-    working, _ = stand_in.start(ServeOptions(ScorerOptions(model=str(test_model_dir)), port=0))
+    monkeypatch.setenv("OSRERANK_CACHE", str(tmp_path / "cache"))  # the state file and local keys: this test's
+    stand_in = StandInProcess("osrerank-hostile-replace")
+    working, started = stand_in.start(ServerSpec(model=ModelOptions(path=str(test_model_dir))))
     try:
+        assert started
         broken = tmp_path / "model"
         broken.mkdir()
-        with pytest.raises(Exception, match="exited while starting"):
-            stand_in.start(ServeOptions(ScorerOptions(model=str(broken)), port=0))
+        with pytest.raises(ConfigError, match=r"has no onnx/model\.onnx"):
+            stand_in.start(ServerSpec(model=ModelOptions(path=str(broken))))
         running = stand_in.info()
         assert running is not None and running.pid == working.pid
+        assert running.server_spec.model.path == str(test_model_dir)
         assert ping(working.base_url)
     finally:
         stand_in.stop()

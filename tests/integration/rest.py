@@ -78,9 +78,13 @@ class Rest:
         return connector_id, model_id
 
     def remove_remote_model(self, connector_id: str, model_id: str) -> None:
+        """Remove the model, its connector and the model group ml-commons made for it (named like the model)."""
+        group = self.request("GET", f"/_plugins/_ml/models/{model_id}").get("model_group_id")
         self.request("POST", f"/_plugins/_ml/models/{model_id}/_undeploy")
         self.wait(lambda: self.status_of_delete(f"/_plugins/_ml/models/{model_id}") in (200, 404), "model delete")
         self.request("DELETE", f"/_plugins/_ml/connectors/{connector_id}", ok=(200, 404))
+        if group:
+            self.request("DELETE", f"/_plugins/_ml/model_groups/{group}", ok=(200, 404))
 
     def status_of_delete(self, path: str) -> int:
         return self.session.delete(f"{self.url}{path}", timeout=60).status_code

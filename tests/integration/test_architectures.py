@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import osrerank
-from osrerank.config import Settings
 from osrerank.reranker import Reranker
 from osrerank.scorer import load_scorer
 
 from ..conftest import ARCHITECTURES, hf_pipeline_expected
+from .kit import settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +29,7 @@ def grouped(folder):
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_rank_through_the_cluster_matches_pytorch(arch, arch_models, local_cluster):
-    settings = Settings(
-        opensearch_url=local_cluster.url,
-        model=str(arch_models[arch]),
-        name=f"arch-{arch}",
-        pipeline=f"arch-{arch}-rerank",
-    )
+    settings = settings_for(local_cluster.url, arch_models[arch], f"arch-{arch}")
     reranker = Reranker(settings)
     try:
         reranker.setup()
@@ -54,13 +49,8 @@ def test_rank_through_the_cluster_matches_pytorch(arch, arch_models, local_clust
 def test_in_cluster_model_matches_pytorch(arch, arch_models, local_cluster, os_client):
     if os_client.version < (3, 0, 0):
         pytest.skip("2.19 cannot deploy in-cluster offline (test_in_cluster checks its error)")
-    settings = Settings(
-        opensearch_url=local_cluster.url,
-        model=str(arch_models[arch]),
-        target="opensearch",
-        name=f"archin-{arch}",
-        pipeline=f"archin-{arch}-rerank",
-        activation="none",
+    settings = settings_for(
+        local_cluster.url, arch_models[arch], f"archin-{arch}", target="opensearch", model={"activation": "none"}
     )
     reranker = Reranker(settings)
     try:

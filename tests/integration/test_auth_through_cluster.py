@@ -12,8 +12,7 @@ import json
 import pytest
 import requests
 
-from osrerank.config import Settings
-from osrerank.connector import render_connector
+from osrerank.connector import ConnectorOptions, render_connector
 from osrerank.targets.local_secrets import local_secrets
 from osrerank.types import Credentials
 
@@ -38,14 +37,18 @@ def predict_with(rest: Rest, connector: dict, name: str) -> requests.Response:
         rest.remove_remote_model(connector_id, model_id)
 
 
+def connector_for(template: str, url: str, credentials: Credentials, name: str, region: str = "us-east-1") -> dict:
+    options = ConnectorOptions(region=region)
+    return render_connector(options, template, url, credentials, name=f"{name}-connector", description="auth test")
+
+
 def sagemaker_connector(standin, name: str, credentials: Credentials, region: str = "us-east-1") -> dict:
-    settings = Settings(name=name, region=region)
     template = "sagemaker-hf-text-classification"
-    return render_connector(settings, template, standin.url_for(template, name), credentials)
+    return connector_for(template, standin.url_for(template, name), credentials, name, region)
 
 
 def test_the_stand_in_under_test_checks_signatures(standin):
-    assert standin.serve_options.auth, "the session stand-in must run with auth on"
+    assert standin.server_spec.server.auth, "the session stand-in must run with auth on"
     body = json.dumps({"inputs": [{"text": QUERY, "text_pair": DOCS[0]}]})
     reply = requests.post(standin.url_for("sagemaker-hf-text-classification", "x"), data=body, timeout=30)
     assert reply.status_code == 403 and reply.json()["error_type"] == "authentication"
@@ -88,12 +91,12 @@ def test_bearer_token_connectors(os_client, standin, scorer, template, path):
     rest = Rest(os_client.url)
     url = f"{standin.cluster_base_url}{path}"
     token = local_secrets().bearer_token
-    good = render_connector(Settings(name=f"bearer-{template}"), template, url, Credentials(bearer_token=token))
+    good = connector_for(template, url, Credentials(bearer_token=token), f"bearer-{template}")
     scores = scores_of(predict_with(rest, good, f"bearer-{template}"))
     assert scores == pytest.approx(list(scorer.predict([(QUERY, d) for d in DOCS])), abs=1e-5)  # transport only
     before = rejections(standin)
     for credentials in (Credentials(bearer_token="not-the-token"), Credentials()):
-        bad = render_connector(Settings(name=f"bearer-{template}"), template, url, credentials)
+        bad = connector_for(template, url, credentials, f"bearer-{template}")
         reply = predict_with(rest, bad, f"bearer-{template}")
         assert reply.status_code == 403, reply.text
     assert rejections(standin) == before + 2

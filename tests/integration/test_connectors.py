@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import requests
 
-from osrerank.config import Settings
 from osrerank.connector import delete_connector, ensure_connector, render_connector
 from osrerank.errors import OpenSearchError
 from osrerank.ingest import create_index, delete_index, load_documents
 from osrerank.ml_commons import MLCommons
 from osrerank.pipeline import delete_pipeline, ensure_pipeline, render_pipeline
+from osrerank.settings import Settings
 from osrerank.targets.local_secrets import local_secrets
 from osrerank.templates import connector_template, list_templates
 from osrerank.types import Credentials
@@ -46,10 +46,24 @@ def url(server, template: str, name: str) -> str:
     return server.url + connector_template(template).standin_path.format(name=name)
 
 
+def connector_body(settings, endpoint_url, credentials):
+    """The connector rendered from ``settings`` (its template, activation, long documents) as setup renders it."""
+    return render_connector(
+        settings.connector,
+        settings.connector.template,
+        endpoint_url,
+        credentials,
+        name=settings.connector_name,
+        description=f"osrerank connector test: {settings.connector.template}",
+        raw_scores=settings.model.activation == "none",
+        chunk=settings.pipeline.chunk,
+    )
+
+
 def make_model(cluster, settings, endpoint_url, credentials=None):
-    """A remote model on a connector rendered from ``settings.template``, registered and deployed."""
+    """A remote model on a connector rendered from ``settings.connector.template``, registered and deployed."""
     ml = MLCommons(cluster)
-    body = render_connector(settings, settings.template, endpoint_url, credentials or local_secrets().credentials())
+    body = connector_body(settings, endpoint_url, credentials or local_secrets().credentials())
     connector = ensure_connector(ml, body)
     group = ml.ensure_model_group(settings.group_name)
     model_id = ml.register_remote(settings.model_name, connector.id, group.id, "osrerank connector test")
@@ -90,7 +104,9 @@ def models(os_client, standin, raw_standin, test_model_dir):
             template, activation = param
             server = raw_standin if (template, activation) == ("torchserve-pairs", "none") else standin
             settings = Settings(
-                name=f"t-{template}-{activation}", template=template, model=str(test_model_dir), activation=activation
+                name=f"t-{template}-{activation}",
+                connector={"template": template},
+                model={"path": str(test_model_dir), "activation": activation},
             )
             made[param] = (server, settings, make_model(os_client, settings, url(server, template, settings.name)))
         return made[param]
@@ -157,7 +173,9 @@ def test_nasty_texts_arrive_byte_for_byte_and_score_exactly(template_model, os_c
     got = received(server)[-1]["pairs"]
     assert [q for q, _ in got] == [query] * len(docs)
     assert [d for _, d in got] == docs  # exactly what the user wrote, in order
-    Expected(reference, scorer, settings.activation, settings.template).check(scores, [(query, d) for d in docs])
+    Expected(reference, scorer, settings.model.activation, settings.connector.template).check(
+        scores, [(query, d) for d in docs]
+    )
 
 
 def test_nasty_texts_as_query(sigmoid_template_model, os_client, scorer, reference):
@@ -169,7 +187,7 @@ def test_nasty_texts_as_query(sigmoid_template_model, os_client, scorer, referen
         requests.delete(f"{server.base_url}/_osrerank/received", timeout=10)
         got += predict(os_client, model_id, query, [document])
         assert received(server)[-1]["pairs"] == [[query, document]]
-    Expected(reference, scorer, settings.activation, settings.template).check(got, pairs)
+    Expected(reference, scorer, settings.model.activation, settings.connector.template).check(got, pairs)
 
 
 def test_rerank_pipeline_orders_an_index_of_nasty_strings(template_model, os_client, scorer, reference):
@@ -180,9 +198,7 @@ def test_rerank_pipeline_orders_an_index_of_nasty_strings(template_model, os_cli
     create_index(os_client, index, ["text"], recreate=True)
     load_documents(os_client, index, [{"_id": str(i), "text": d} for i, d in enumerate(docs)])
     pipe = f"{settings.name}-pipeline"
-    ensure_pipeline(
-        os_client, pipe, render_pipeline(settings.model_copy(update={"document_fields": ("text",)}), model_id)
-    )
+    ensure_pipeline(os_client, pipe, render_pipeline(settings.pipeline, model_id, ("text",), "nasty strings"))
     try:
         reply = os_client.call(
             "POST",
@@ -195,7 +211,7 @@ def test_rerank_pipeline_orders_an_index_of_nasty_strings(template_model, os_cli
             params={"search_pipeline": pipe},
         )
         hits = reply["hits"]["hits"]
-        expected = Expected(reference, scorer, settings.activation, settings.template)
+        expected = Expected(reference, scorer, settings.model.activation, settings.connector.template)
         want = expected([(query, d) for d in docs])
         assert [h["_id"] for h in hits] == [str(i) for i in np.argsort(-want, kind="stable")]
         np.testing.assert_allclose([h["_score"] for h in hits], np.sort(want)[::-1], atol=expected.tolerance, rtol=0)
@@ -218,8 +234,8 @@ def test_one_model_call_per_hit_carries_nasty_texts_exactly(sigmoid_template_mod
     create_index(os_client, index, ["title", "doc.body"], recreate=True)
     load_documents(os_client, index, docs)
     pipe = f"{settings.name}-per-hit"
-    per_hit = settings.model_copy(update={"document_fields": ("title", "doc.body"), "max_batch": 1})
-    ensure_pipeline(os_client, pipe, render_pipeline(per_hit, model_id))
+    per_hit = settings.updated(pipeline={"max_batch": 1}).pipeline
+    ensure_pipeline(os_client, pipe, render_pipeline(per_hit, model_id, ("title", "doc.body"), "nasty, per hit"))
     try:
         requests.delete(f"{server.base_url}/_osrerank/received", timeout=10)
         body = {"query": {"match_all": {}}, "size": len(docs)}
@@ -228,7 +244,7 @@ def test_one_model_call_per_hit_carries_nasty_texts_exactly(sigmoid_template_mod
         calls = received(server)
         assert all(len(c["pairs"]) == 1 for c in calls) and len(calls) == len(docs)
         assert sorted(tuple(c["pairs"][0]) for c in calls) == sorted((query, t) for t in texts)
-        expected = Expected(reference, scorer, settings.activation, settings.template)
+        expected = Expected(reference, scorer, settings.model.activation, settings.connector.template)
         want = expected([(query, t) for t in texts])
         hits = reply["hits"]["hits"]
         assert [h["_id"] for h in hits] == [str(i) for i in np.argsort(-want, kind="stable")]
@@ -258,7 +274,7 @@ def test_reply_with_wrong_number_of_scores_fails_loudly(template, os_client, tes
         return JSONResponse(ONE_SCORE_REPLIES[template])
 
     app = Starlette(routes=[Route("/{path:path}", one_score, methods=["POST"])])
-    settings = Settings(name=f"t-wrong-count-{template}", template=template, model=str(test_model_dir))
+    settings = Settings(name=f"t-wrong-count-{template}", connector={"template": template}, model=str(test_model_dir))
     with ServerThread(app) as server:
         credentials = Credentials(access_key="AK", secret_key="SK")  # this server checks nothing
         model_id = make_model(os_client, settings, url(server, template, settings.name), credentials)
@@ -282,8 +298,10 @@ def search_scores(os_client, index, pipeline, query, **extra):
 @pytest.fixture
 def rerank_index(os_client, standin, test_model_dir):
     """An index with the reference documents under a dotted path and at the top level, and a model."""
-    settings = Settings(name="t-fields", model=str(test_model_dir), template="sagemaker-hf-text-classification")
-    model_id = make_model(os_client, settings, url(standin, settings.template, "t"))
+    settings = Settings(
+        name="t-fields", model=str(test_model_dir), connector={"template": "sagemaker-hf-text-classification"}
+    )
+    model_id = make_model(os_client, settings, url(standin, settings.connector.template, "t"))
     index = "t-fields-docs"
     create_index(os_client, index, ["text", "doc.body"], recreate=True)
     yield settings, model_id, index
@@ -293,40 +311,60 @@ def rerank_index(os_client, standin, test_model_dir):
     cleanup(os_client, settings, model_id)
 
 
-def test_dotted_document_fields_from_3_6_and_empty_text_before(rerank_index, os_client, reference, scorer):
-    """neural-search resolves dotted document_fields only from 3.6; 2.19 reranks on empty text, silently."""
+EMPTY_TEXT = "every hit reached the reranker with empty text"
+
+
+def test_dotted_document_fields_from_3_6_and_asked_for_in_fields_before(rerank_index, os_client, reference):
+    """neural-search resolves dotted document_fields from _source only from 3.6; on 2.19 every hit would reach the
+    model as empty text, which the connector refuses with a 400 naming the fix; "fields" works on both lines."""
     settings, model_id, index = rerank_index
     query = reference[0]["query"]
     rows = [p for p in reference if p["query"] == query][:4]
     load_documents(os_client, index, [{"_id": str(i), "doc": {"body": p["document"]}} for i, p in enumerate(rows)])
     pipe = "t-fields-dotted"
-    ensure_pipeline(
-        os_client, pipe, render_pipeline(settings.model_copy(update={"document_fields": ("doc.body",)}), model_id)
-    )
-    scores = search_scores(os_client, index, pipe, query)
-    empty = scorer.predict([(query, None)])[0]  # the SageMaker route scores empty text as the query alone
+    ensure_pipeline(os_client, pipe, render_pipeline(settings.pipeline, model_id, ("doc.body",), "dotted field"))
+    expected = {str(i): p["sigmoid"] for i, p in enumerate(rows)}
+    assert len(set(expected.values())) == len(expected), "the test needs documents with distinct scores"
     if os_client.version >= (3, 6, 0):
-        expected = {str(i): p["sigmoid"] for i, p in enumerate(rows)}
+        assert search_scores(os_client, index, pipe, query) == pytest.approx(expected, abs=1e-5)
     else:
-        expected = {str(i): empty for i in range(len(rows))}
-    assert scores == pytest.approx(expected, abs=1e-5)
+        with pytest.raises(OpenSearchError, match=EMPTY_TEXT) as refused:
+            search_scores(os_client, index, pipe, query)
+        assert refused.value.status == 400
+    asked = search_scores(os_client, index, pipe, query, fields=["doc.body"])
+    assert asked == pytest.approx(expected, abs=1e-5)
 
 
-def test_source_false_reranks_empty_text(rerank_index, os_client, reference, scorer):
-    """The processor reads document_fields from _source: without it every document is the empty string."""
+@pytest.mark.parametrize(
+    "source", [False, ["title"], {"includes": ["title"]}, {"excludes": ["text"]}], ids=["false", "list", "in", "ex"]
+)
+def test_a_source_filter_without_the_rerank_field_is_refused(rerank_index, os_client, reference, source):
+    """A _source filter that leaves the reranked field out would rerank every hit on empty text (the rerank
+    processor reads document_fields from the hit's fields, then its _source): the connector refuses it with a
+    400 naming the fix, and the same request asking for the field in "fields" reranks by the real text."""
     settings, model_id, index = rerank_index
     query = reference[0]["query"]
     rows = [p for p in reference if p["query"] == query][:4]
-    load_documents(os_client, index, [{"_id": str(i), "text": p["document"]} for i, p in enumerate(rows)])
+    docs = [{"_id": str(i), "title": f"title {i}", "text": p["document"]} for i, p in enumerate(rows)]
+    load_documents(os_client, index, docs)
     pipe = "t-fields-top"
-    ensure_pipeline(
-        os_client, pipe, render_pipeline(settings.model_copy(update={"document_fields": ("text",)}), model_id)
-    )
-    with_source = search_scores(os_client, index, pipe, query)
-    assert with_source == pytest.approx({str(i): p["sigmoid"] for i, p in enumerate(rows)}, abs=1e-5)
-    empty = scorer.predict([(query, None)])[0]  # the SageMaker route scores empty text as the query alone
-    without = search_scores(os_client, index, pipe, query, _source=False)
-    assert without == pytest.approx(dict.fromkeys(with_source, empty), abs=1e-5)
+    ensure_pipeline(os_client, pipe, render_pipeline(settings.pipeline, model_id, ("text",), "top-level field"))
+    expected = {str(i): p["sigmoid"] for i, p in enumerate(rows)}
+    assert len(set(expected.values())) == len(expected), "the test needs documents with distinct scores"
+    assert search_scores(os_client, index, pipe, query) == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(OpenSearchError, match=EMPTY_TEXT) as refused:
+        search_scores(os_client, index, pipe, query, _source=source)
+    assert refused.value.status == 400
+    reply = os_client.call(
+        "POST",
+        f"/{index}/_search",
+        {"query": {"match_all": {}}, "size": 10, "_source": source, "fields": ["text"],
+         "ext": {"rerank": {"query_context": {"query_text": query}}}},
+        params={"search_pipeline": pipe},
+    )  # fmt: skip
+    hits = reply["hits"]["hits"]
+    assert {h["_id"]: h["_score"] for h in hits} == pytest.approx(expected, abs=1e-5)
+    assert all(h["fields"]["text"] == [rows[int(h["_id"])]["document"]] for h in hits)  # what the response holds
 
 
 # ------------------------------------------------------------------ long documents in passages
@@ -347,7 +385,11 @@ def test_chunked_documents_score_their_best_passage(template, os_client, standin
     score is its best passage's score from a direct call, to 1e-5 (kit scorer: transport, the split); the
     per-hit pipeline (--max-batch) gives each document the same score."""
     words, stride, limit = 12, 5, 3
-    settings = Settings(name=f"t-chunk-{template}", template=template, long_documents=f"chunk:{words}:{stride}:{limit}")
+    settings = Settings(
+        name=f"t-chunk-{template}",
+        connector={"template": template},
+        pipeline={"long_documents": f"chunk:{words}:{stride}:{limit}"},
+    )
     model_id = make_model(os_client, settings, url(standin, template, settings.name))
     index, pipe = f"t-chunk-{template}-docs", f"t-chunk-{template}-per-hit"
     query = reference[0]["query"]
@@ -372,8 +414,8 @@ def test_chunked_documents_score_their_best_passage(template, os_client, standin
         # the same through the per-hit pipeline (--max-batch): each document's passages in its own call
         create_index(os_client, index, ["text"], recreate=True)
         load_documents(os_client, index, [{"_id": str(i), "text": d} for i, d in enumerate(docs)])
-        per_hit = settings.model_copy(update={"document_fields": ("text",), "max_batch": limit})
-        ensure_pipeline(os_client, pipe, render_pipeline(per_hit, model_id))
+        per_hit = settings.updated(pipeline={"max_batch": limit}).pipeline
+        ensure_pipeline(os_client, pipe, render_pipeline(per_hit, model_id, ("text",), "chunked, per hit"))
         got = search_scores(os_client, index, pipe, query)
         assert got == pytest.approx({str(i): b for i, b in enumerate(best)}, abs=1e-5)
     finally:

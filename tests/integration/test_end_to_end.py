@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from osrerank.config import Settings
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
 from osrerank.errors import OpenSearchError
 from osrerank.ingest import create_index, load_documents
 from osrerank.ml_commons import MLCommons
 from osrerank.reranker import Reranker
-from osrerank.targets.standin import StandIn
+from osrerank.targets.standin import StandInProcess
 
+from .kit import settings_for
 from .rest import Rest, diff
 
 pytestmark = pytest.mark.integration
@@ -26,14 +26,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def e2e(local_cluster, test_model_dir):
-    settings = Settings(
-        opensearch_url=local_cluster.url,
-        model=str(test_model_dir),
-        name="e2e",
-        pipeline="e2e-rerank",
-        index="my-test-data",
-        timeout_s=5,
-    )
+    settings = settings_for(local_cluster.url, test_model_dir, "e2e", index="my-test-data", connector={"timeout_s": 5})
     reranker = Reranker(settings)
     yield reranker
     reranker.teardown()
@@ -73,11 +66,11 @@ def test_window_larger_than_page_and_min_score(e2e, scorer):
     load_documents(
         cluster, "my-test-data", [{"_id": str(i), "passage_text": p} for i, p in enumerate(TUTORIAL_PASSAGES)]
     )
-    result = e2e.search(TUTORIAL_QUERY, size=2, window=4, match_all=True)
+    result = e2e.search(TUTORIAL_QUERY, size=2, top_k=4, match_all=True)
     expected = scorer.predict([(TUTORIAL_QUERY, p) for p in TUTORIAL_PASSAGES])
     assert [h.id for h in result.hits] == [str(i) for i in np.argsort(-expected)[:2]]
     floor = float(np.sort(expected)[-2])
-    assert len(e2e.search(TUTORIAL_QUERY, size=4, window=4, match_all=True, min_score=floor - 1e-6).hits) == 2
+    assert len(e2e.search(TUTORIAL_QUERY, size=4, top_k=4, match_all=True, min_score=floor - 1e-6).hits) == 2
 
 
 def test_query_text_path_reads_the_query_from_the_request(e2e, scorer):
@@ -104,14 +97,12 @@ def test_rank_sorts_like_cross_encoder_rank(e2e, scorer):
 
 
 def test_partial_setup_failure_names_the_step_and_a_rerun_finishes(local_cluster, test_model_dir):
-    dead = Settings(
-        opensearch_url=local_cluster.url,
-        model=str(test_model_dir),
-        name="partial",
-        pipeline="partial-rerank",
-        endpoint_url="http://127.0.0.1:9/endpoints/partial/invocations",  # nothing listens on port 9
-        timeout_s=3,
-    )
+    dead = settings_for(
+        local_cluster.url,
+        test_model_dir,
+        "partial",
+        connector={"endpoint_url": "http://127.0.0.1:9/endpoints/partial/invocations", "timeout_s": 3},
+    )  # nothing listens on port 9
     reranker = Reranker(dead)
     try:
         with pytest.raises(OpenSearchError) as failure:
@@ -119,12 +110,12 @@ def test_partial_setup_failure_names_the_step_and_a_rerun_finishes(local_cluster
         message = str(failure.value)
         assert "stopped at step 'smoke check'" in message and "rerun `osrerank setup`" in message
         assert "connector" in message and "model" in message
-        live = Reranker(dead.model_copy(update={"endpoint_url": None}))
+        live = Reranker(dead.updated(connector={"endpoint_url": None}))
         result = live.setup()  # the connector is replaced for the new URL, everything else reused or made
         assert result.steps["model group"].action == "reused"
         assert len(live.predict(TUTORIAL_QUERY, TUTORIAL_PASSAGES)) == 4
     finally:
-        Reranker(dead.model_copy(update={"endpoint_url": None})).teardown()
+        Reranker(dead.updated(connector={"endpoint_url": None})).teardown()
 
 
 def test_endpoint_down_gives_a_clear_error_then_recovers(e2e, test_model_dir):
@@ -132,7 +123,7 @@ def test_endpoint_down_gives_a_clear_error_then_recovers(e2e, test_model_dir):
     cluster = e2e.cluster()
     create_index(cluster, "my-test-data", ["passage_text"], recreate=True)
     load_documents(cluster, "my-test-data", [{"passage_text": p} for p in TUTORIAL_PASSAGES])
-    endpoint = StandIn("e2e")
+    endpoint = StandInProcess("e2e")
     info = endpoint.info()
     endpoint.stop()
     started = time.monotonic()
@@ -140,12 +131,12 @@ def test_endpoint_down_gives_a_clear_error_then_recovers(e2e, test_model_dir):
         e2e.search(TUTORIAL_QUERY, size=4, match_all=True)
     assert time.monotonic() - started < 20
     assert cluster.call("GET", "/_cluster/health")["status"] in ("green", "yellow")
-    endpoint.start(info.serve_options)  # same port, so the same URL: no re-setup needed
+    endpoint.start(info.server_spec)  # same port, so the same URL: no re-setup needed
     assert len(e2e.search(TUTORIAL_QUERY, size=4, match_all=True).hits) == 4
 
 
 def test_demo_cli_runs_and_prints_scores(local_cluster, test_model_dir):
-    env = {**os.environ, "OSRERANK_NAME": "democli", "OSRERANK_PIPELINE": "democli-rerank"}
+    env = {**os.environ, "OSRERANK_NAME": "democli", "OSRERANK_PIPELINE__NAME": "democli-rerank"}
     cmd = [sys.executable, "-m", "osrerank", "demo", "--model", str(test_model_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     try:
@@ -192,13 +183,7 @@ def test_wrong_cluster_url_is_a_one_line_error():
     not os.environ.get("OSRERANK_REAL_MODEL"), reason="set OSRERANK_REAL_MODEL to the real model folder"
 )
 def test_real_model_reproduces_the_tutorial_numbers(local_cluster):
-    settings = Settings(
-        opensearch_url=local_cluster.url,
-        model=str(Path(os.environ["OSRERANK_REAL_MODEL"])),
-        name="real",
-        pipeline="real-rerank",
-        index="my-test-data",
-    )
+    settings = settings_for(local_cluster.url, Path(os.environ["OSRERANK_REAL_MODEL"]), "real", index="my-test-data")
     reranker = Reranker(settings)
     try:
         from osrerank.demo import run_demo
@@ -214,14 +199,12 @@ def test_real_model_reproduces_the_tutorial_numbers(local_cluster):
 
 def test_eval_on_a_scifact_slice_reports_both_arms(local_cluster, test_model_dir, scorer, tmp_path, scifact_index):
     from osrerank.eval import RERANK_FIELD, run_eval
-    from osrerank.eval_report import write_report
+    from osrerank.eval_report import write_results
 
     scifact = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
     if not scifact.exists():
         pytest.fail(f"SciFact not found at {scifact}: the evaluation test needs ../shared/data/beir/scifact")
-    settings = Settings(
-        opensearch_url=local_cluster.url, model=str(test_model_dir), name="evalslice", pipeline="evalslice-rerank"
-    )
+    settings = settings_for(local_cluster.url, test_model_dir, "evalslice")
     reranker = Reranker(settings)
     try:
         model_id = reranker.setup().model_id
@@ -232,7 +215,7 @@ def test_eval_on_a_scifact_slice_reports_both_arms(local_cluster, test_model_dir
         for arm in (bm25, reranked):
             assert 0 <= arm.metrics["nDCG@10"] <= 1 and len(arm.latencies_ms) == 20
         assert bm25.metrics["R@100"] == reranked.metrics["R@100"]  # same 10 hits, reordered
-        json_path, png_path = write_report(result, tmp_path)
+        json_path, png_path = write_results(result, tmp_path)
         assert json_path.exists() and png_path.stat().st_size > 10_000
         # one query by hand: the pipeline's order is the model's order of the BM25 top 10
         query = "0-dimensional biomaterials show inductive properties."
@@ -267,15 +250,8 @@ def test_slow_endpoint_fails_within_the_configured_timeout(local_cluster, test_m
         return JSONResponse([0.5])
 
     with ServerThread(Starlette(routes=[Route("/predictions/{m}", slow, methods=["POST"])])) as server:
-        settings = Settings(
-            opensearch_url=local_cluster.url,
-            model=str(test_model_dir),
-            name="slow",
-            pipeline="slow-rerank",
-            template="torchserve-pairs",
-            endpoint_url=f"{server.url}/predictions/slow",
-            timeout_s=2,
-        )
+        endpoint = {"template": "torchserve-pairs", "endpoint_url": f"{server.url}/predictions/slow", "timeout_s": 2}
+        settings = settings_for(local_cluster.url, test_model_dir, "slow", connector=endpoint)
         reranker = Reranker(settings)
         try:
             with pytest.raises(OpenSearchError, match="stopped at step 'smoke check'"):

@@ -7,9 +7,10 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from osrerank.config import Settings
 from osrerank.errors import OpenSearchError
 from osrerank.reranker import Reranker
+
+from .kit import settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,17 +38,8 @@ def in_cluster(local_cluster, test_model_dir, **extra) -> Reranker:
     return in_cluster_on(local_cluster.url, test_model_dir, **extra)
 
 
-def in_cluster_on(url, test_model_dir, **extra) -> Reranker:
-    settings = Settings(
-        opensearch_url=url,
-        model=str(test_model_dir),
-        target="opensearch",
-        name="incluster",
-        pipeline="incluster-rerank",
-        index="incluster-docs",
-        **extra,
-    )
-    return Reranker(settings)
+def in_cluster_on(url, test_model_dir, **changes) -> Reranker:
+    return Reranker(settings_for(url, test_model_dir, "incluster", target="opensearch", **changes))
 
 
 def by_query(reference):
@@ -61,7 +53,7 @@ def by_query(reference):
 def test_every_reference_pair_through_the_in_cluster_model(
     needs_3x, local_cluster, test_model_dir, reference, activation, key, tolerance
 ):
-    reranker = in_cluster(local_cluster, test_model_dir, activation=activation)
+    reranker = in_cluster(local_cluster, test_model_dir, model={"activation": activation})
     try:
         reranker.setup()
         got = np.zeros(len(reference))

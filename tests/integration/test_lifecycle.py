@@ -14,12 +14,12 @@ from collections.abc import Callable
 
 import pytest
 
-from osrerank.config import Settings
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
 from osrerank.ingest import create_index, load_documents
 from osrerank.reranker import Reranker
-from osrerank.targets.standin import StandIn
+from osrerank.targets.standin import StandInProcess
 
+from .kit import settings_for
 from .rest import Rest, diff
 
 pytestmark = pytest.mark.integration
@@ -47,8 +47,9 @@ def port_open(base_url: str) -> bool:
 
 def load_tutorial(reranker: Reranker) -> None:
     cluster = reranker.cluster()
-    create_index(cluster, reranker.settings.index, reranker.settings.document_fields, recreate=True)
-    load_documents(cluster, reranker.settings.index, [{"passage_text": p} for p in TUTORIAL_PASSAGES])
+    index = reranker.settings.index
+    create_index(cluster, index.name, index.document_fields, recreate=True)
+    load_documents(cluster, index.name, [{"passage_text": p} for p in TUTORIAL_PASSAGES])
 
 
 def check_lifecycle(
@@ -66,7 +67,7 @@ def check_lifecycle(
     load_tutorial(reranker)
     created = diff(rest.snapshot(), before)
     assert set(created) == expected_kinds, created
-    assert created["pipelines"] == {s.pipeline} and created["indices"] == {s.index}
+    assert created["pipelines"] == {s.pipeline.name} and created["indices"] == {s.index.name}
     assert created["models"] == {first.model_id} and created["groups"] == {first.steps["model group"].id}
     for path in object_paths(created):
         assert rest.status(path) == 200, f"{path} does not exist after setup"
@@ -82,11 +83,12 @@ def check_lifecycle(
     assert len(deploy_tasks(rest, first.model_id)) == 1, "the second setup deployed again"
     assert diff(rest.snapshot(), before) == created, "the second setup changed what exists"
     assert {k: f.id for k, f in second.steps.items()} == {k: f.id for k, f in first.steps.items()}
+    assert {f.action for f in second.steps.values()} == {"reused"}, second.steps  # the same Reranker, run again
     hits = reranker.search(TUTORIAL_QUERY, size=4, match_all=True).hits  # and the pipeline reranks
     assert [h.score for h in hits] == pytest.approx(sorted(expected_scores, reverse=True), abs=1e-5)
 
     reranker.teardown(keep_index=True)
-    assert diff(rest.snapshot(), before) == {"indices": {s.index}}, "keep_index must keep exactly the index"
+    assert diff(rest.snapshot(), before) == {"indices": {s.index.name}}, "keep_index must keep exactly the index"
     reranker.teardown()
     assert diff(rest.snapshot(), before) == {}
     for path in object_paths(created):
@@ -104,17 +106,8 @@ def tutorial_scores(scorer) -> list[float]:
 
 def test_stand_in_target(local_cluster, test_model_dir, scorer):
     rest = Rest(local_cluster.url)
-    reranker = Reranker(
-        Settings(
-            opensearch_url=local_cluster.url,
-            model=str(test_model_dir),
-            name="life",
-            pipeline="life-rerank",
-            index="life-docs",
-            timeout_s=10,
-        )
-    )
-    endpoint = StandIn("life")
+    reranker = Reranker(settings_for(local_cluster.url, test_model_dir, "life", connector={"timeout_s": 10}))
+    endpoint = StandInProcess("life")
     started = []
 
     def stand_in_runs() -> None:
@@ -136,16 +129,7 @@ def test_in_cluster_target(os_client, local_cluster, test_model_dir, scorer):
     if os_client.version < (3, 0, 0):
         pytest.skip("2.19 cannot deploy in-cluster offline (test_in_cluster checks its error)")
     rest = Rest(local_cluster.url)
-    reranker = Reranker(
-        Settings(
-            opensearch_url=local_cluster.url,
-            model=str(test_model_dir),
-            target="opensearch",
-            name="lifein",
-            pipeline="lifein-rerank",
-            index="lifein-docs",
-        )
-    )
+    reranker = Reranker(settings_for(local_cluster.url, test_model_dir, "lifein", target="opensearch"))
     try:
         kinds = {"models", "chunks", "groups", "pipelines", "indices"}
         created = check_lifecycle(reranker, rest, kinds, tutorial_scores(scorer))

@@ -1,4 +1,4 @@
-"""Faults on the three-node cluster (two data nodes, one dedicated ML node; OSRERANK_NODES=3).
+"""Faults on the three-node cluster (two data nodes, one dedicated ML node; OSRERANK_CLUSTER__NODES=3).
 
 Bounded loops, everything on 127.0.0.1. Each search of the stream is counted as answered correctly
 (every shard answered, the model's order), failed clearly (an error, or shard failures reported in the
@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pytest
 
-from osrerank.config import Settings
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
 from osrerank.doctor import diagnose
 from osrerank.errors import OpenSearchError
@@ -21,6 +20,8 @@ from osrerank.launcher import LocalOpenSearch
 from osrerank.reranker import Reranker
 from osrerank.search import search_body
 
+from .kit import settings_for
+
 pytestmark = pytest.mark.integration
 
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.integration
 def three_nodes(os_client):
     nodes = os_client.call("GET", "/_cat/nodes", params={"format": "json", "h": "name,node.role"})
     if len(nodes) != 3:
-        pytest.skip("needs the three-node cluster (OSRERANK_NODES=3)")
+        pytest.skip("needs the three-node cluster (OSRERANK_CLUSTER__NODES=3)")
     return LocalOpenSearch()
 
 
@@ -52,15 +53,7 @@ def classify(cluster, index: str, pipeline: str, expected: list[str]) -> str:
 
 def test_losing_a_data_node_mid_stream(three_nodes, local_cluster, test_model_dir, scorer, record_property):
     r = Reranker(
-        Settings(
-            opensearch_url=local_cluster.url,
-            model=str(test_model_dir),
-            name="mn",
-            pipeline="mn-rerank",
-            index="mn-docs",
-            window=40,
-            timeout_s=30,
-        )
+        settings_for(local_cluster.url, test_model_dir, "mn", pipeline={"window": 40}, connector={"timeout_s": 30})
     )
     counts = {"answered correctly": 0, "failed clearly": 0, "wrong": 0}
     try:
@@ -96,15 +89,7 @@ def test_the_ml_node_restarts_with_an_in_cluster_model(
     three_nodes, local_cluster, test_model_dir, scorer, record_property
 ):
     r = Reranker(
-        Settings(
-            opensearch_url=local_cluster.url,
-            model=str(test_model_dir),
-            target="opensearch",
-            name="mlr",
-            pipeline="mlr-rerank",
-            index="mlr-docs",
-            timeout_s=30,
-        )
+        settings_for(local_cluster.url, test_model_dir, "mlr", target="opensearch", connector={"timeout_s": 30})
     )
     try:
         r.setup()

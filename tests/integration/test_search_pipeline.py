@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import requests
 
-from osrerank.config import Settings
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
 from osrerank.doctor import diagnose
 from osrerank.errors import ConfigError, OpenSearchError
@@ -21,26 +20,17 @@ from osrerank.ingest import RERANK_FIELD, create_index, load_documents
 from osrerank.pipeline import delete_pipeline, ensure_pipeline, render_pipeline
 from osrerank.reranker import Reranker
 from osrerank.search import search_body
-from osrerank.server.run import ServeOptions
+from osrerank.server.run import ServerSpec
 from osrerank.targets.local_secrets import local_secrets
-from osrerank.targets.standin import StandIn
+from osrerank.targets.standin import StandInProcess
+
+from .kit import settings_for
 
 pytestmark = pytest.mark.integration
 
 SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
-
-
-def reranker(url, model, name, **extra) -> Reranker:
-    settings = {
-        "opensearch_url": url,
-        "model": str(model),
-        "name": name,
-        "pipeline": f"{name}-rerank",
-        "index": f"{name}-docs",
-        "timeout_s": 5,
-        **extra,
-    }
-    return Reranker(Settings(**settings))
+#: model calls of these tests time out after 5 s unless a test needs longer
+FAST = {"timeout_s": 5}
 
 
 def plain_search(cluster, index: str, body: dict, pipeline: str) -> dict:
@@ -49,14 +39,15 @@ def plain_search(cluster, index: str, body: dict, pipeline: str) -> dict:
 
 def test_a_plain_search_reranks_the_window_and_returns_its_size(local_cluster, test_model_dir, scorer, scifact_index):
     """setup --window 50; a plain _search of size 10 returns the model's top 10 of the BM25 top 50."""
-    r = reranker(
-        local_cluster.url,
-        test_model_dir,
-        "wnd",
-        window=50,
-        document_fields=RERANK_FIELD,
-        index=scifact_index,
-        timeout_s=120,
+    r = Reranker(
+        settings_for(
+            local_cluster.url,
+            test_model_dir,
+            "wnd",
+            pipeline={"window": 50},
+            index={"name": scifact_index, "document_fields": RERANK_FIELD},
+            connector={"timeout_s": 120},
+        )
     )
     try:
         r.setup()
@@ -80,33 +71,37 @@ def test_a_plain_search_reranks_the_window_and_returns_its_size(local_cluster, t
 
 def tutorial(r: Reranker) -> None:
     cluster = r.cluster()
-    create_index(cluster, r.settings.index, ("passage_text", "title"), recreate=True)
+    create_index(cluster, r.settings.index.name, ("passage_text", "title"), recreate=True)
     load_documents(
-        cluster, r.settings.index, [{"_id": str(i), "passage_text": p} for i, p in enumerate(TUTORIAL_PASSAGES)]
+        cluster, r.settings.index.name, [{"_id": str(i), "passage_text": p} for i, p in enumerate(TUTORIAL_PASSAGES)]
     )
 
 
 @pytest.mark.parametrize("mode", ["first-stage", "fail"])
 def test_the_model_dies_mid_stream_and_comes_back(local_cluster, test_model_dir, mode):
     """20 searches; the stand-in is killed after the 5th and restarted on its port after the 12th."""
-    r = reranker(local_cluster.url, test_model_dir, f"fo-{mode[:5]}", on_model_failure=mode)
+    r = Reranker(
+        settings_for(
+            local_cluster.url, test_model_dir, f"fo-{mode[:5]}", pipeline={"on_model_failure": mode}, connector=FAST
+        )
+    )
     counts = {"reranked": 0, "fell back (marked)": 0, "failed clearly": 0, "wrong": 0}
     try:
         r.setup()
         tutorial(r)
-        stand_in = StandIn(r.settings.name)
+        stand_in = StandInProcess(r.settings.name)
         info = stand_in.info()
         for n in range(20):
             if n == 5:
                 stand_in.stop()
             if n == 12:
-                stand_in.start(info.serve_options)
+                stand_in.start(info.server_spec)  # on its port: the connector is unchanged
             started = time.monotonic()
             try:
                 result = r.search(TUTORIAL_QUERY, size=4, match_all=True)
             except OpenSearchError as exc:
                 assert mode == "fail" and 5 <= n < 12, exc
-                assert time.monotonic() - started < r.settings.timeout_s + 5 and "remote" in str(exc).lower()
+                assert time.monotonic() - started < r.settings.connector.timeout_s + 5 and "remote" in str(exc).lower()
                 counts["failed clearly"] += 1
                 continue
             if result.reranked:
@@ -128,16 +123,19 @@ def test_batch_limit_of_the_model_server(local_cluster, test_model_dir, scorer):
     model once per hit, so a plain _search of size 100 (window 100) is reranked in full: every score equals a
     direct call to 1e-5, in the model's order; the server itself still refuses 33 texts in one request (TEI's
     message), and doctor finds the limit when --max-batch is not set. Fail-open cannot go with it."""
-    tei = {"template": "tei-rerank", "max_batch": 32}
+    tei = {"template": "tei-rerank", "timeout_s": 60}
+    fail_open = {"max_batch": 32, "on_model_failure": "first-stage"}
     with pytest.raises(ConfigError, match="first-stage cannot go with --max-batch"):
-        reranker(local_cluster.url, test_model_dir, "cap", **tei, on_model_failure="first-stage").setup()
-    r = reranker(local_cluster.url, test_model_dir, "cap", **tei, window=100, timeout_s=60)
-    stand_in = StandIn("cap")
+        Reranker(settings_for(local_cluster.url, test_model_dir, "cap", connector=tei, pipeline=fail_open)).setup()
+    r = Reranker(
+        settings_for(local_cluster.url, test_model_dir, "cap", connector=tei, pipeline={"max_batch": 32, "window": 100})
+    )
+    stand_in = StandInProcess("cap")
     try:
         r.setup()
         info = stand_in.info()
-        limited = ServeOptions(**{**info.serve_options.__dict__, "max_client_batch_size": 32, "record": True})
-        stand_in.start(limited)  # same port: the connector is unchanged
+        server = {**info.spec["server"], "max_client_batch_size": 32, "record": True}
+        stand_in.start(ServerSpec.model_validate({**info.spec, "server": server}))  # same port: the same connector
         cluster = r.cluster()
         create_index(cluster, "cap-docs", ["passage_text"], recreate=True)
         texts = [f"{TUTORIAL_PASSAGES[i % 4]} {i}" for i in range(120)]
@@ -163,7 +161,7 @@ def test_batch_limit_of_the_model_server(local_cluster, test_model_dir, scorer):
         )
         assert direct_call.status_code == 413
         assert direct_call.json()["error"] == "batch size 33 > maximum allowed batch size 32"
-        findings = diagnose(r.settings.model_copy(update={"max_batch": None, "window": 50}))
+        findings = diagnose(r.settings.updated(pipeline={"max_batch": None, "window": 50}))
         assert any(f.check == "batch limit" and f.level == "problem" for f in findings)
         findings = diagnose(r.settings)
         assert any(f.check == "batch limit" and f.level == "ok" for f in findings)
@@ -172,7 +170,8 @@ def test_batch_limit_of_the_model_server(local_cluster, test_model_dir, scorer):
 
 
 def test_edge_cases_of_plain_searches(local_cluster, test_model_dir, scorer):
-    r = reranker(local_cluster.url, test_model_dir, "edge", document_fields="title,passage_text")
+    fields = {"document_fields": "title,passage_text"}
+    r = Reranker(settings_for(local_cluster.url, test_model_dir, "edge", index=fields, connector=FAST))
     try:
         r.setup()
         cluster = r.cluster()
@@ -205,8 +204,9 @@ def test_edge_cases_of_plain_searches(local_cluster, test_model_dir, scorer):
         with pytest.raises(OpenSearchError) as missing:
             plain_search(cluster, "edge-docs", {"query": {"match_all": {}}}, "edge-rerank")
         assert missing.value.status == 500 and "RerankSearchExtBuilder" in str(missing.value)  # its null pointer
-        per_hit = r.settings.model_copy(update={"max_batch": 8, "index": "edge-docs", "pipeline": "edge-per-hit"})
-        ensure_pipeline(cluster, "edge-per-hit", render_pipeline(per_hit, r.model_id()))
+        per_hit = r.settings.updated(pipeline={"max_batch": 8, "name": "edge-per-hit"}).pipeline
+        body = render_pipeline(per_hit, r.model_id(), r.settings.index.document_fields, "edge cases, per hit")
+        ensure_pipeline(cluster, "edge-per-hit", body)
         with pytest.raises(OpenSearchError) as missing:
             plain_search(cluster, "edge-docs", {"query": {"match_all": {}}}, "edge-per-hit")
         assert missing.value.status == 400 and "Missing required input field in query body" in str(missing.value)
@@ -221,7 +221,8 @@ def test_edge_cases_of_plain_searches(local_cluster, test_model_dir, scorer):
 
 
 def test_doctor_finds_each_trap(local_cluster, test_model_dir, os_client):
-    r = reranker(local_cluster.url, test_model_dir, "doc", document_fields="title,body.text,missing")
+    fields = {"document_fields": "title,body.text,missing"}
+    r = Reranker(settings_for(local_cluster.url, test_model_dir, "doc", index=fields, connector=FAST))
     try:
         r.setup()
         cluster = r.cluster()

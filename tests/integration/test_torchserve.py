@@ -9,11 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from osrerank.config import Settings
 from osrerank.process import http_ok
 from osrerank.reranker import Reranker
 from osrerank.targets.torchserve import TorchServe
 
+from .kit import settings_for
 from .test_connectors import EXTRA_NASTY
 
 pytestmark = pytest.mark.integration
@@ -23,14 +23,7 @@ def test_torchserve_target_end_to_end(local_cluster, test_model_dir, reference, 
     record = tmp_path / "received.jsonl"
     monkeypatch.setenv("OSRERANK_TORCHSERVE_RECORD", str(record))  # TorchServe's worker inherits it
     r = Reranker(
-        Settings(
-            opensearch_url=local_cluster.url,
-            model=str(test_model_dir),
-            target="torchserve",
-            name="ts",
-            pipeline="ts-rerank",
-            timeout_s=60,
-        )
+        settings_for(local_cluster.url, test_model_dir, "ts", target="torchserve", connector={"timeout_s": 60})
     )
     try:
         steps = r.setup().steps

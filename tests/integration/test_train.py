@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from osrerank.config import Settings
 from osrerank.errors import ConfigError, ModelLoadError
 from osrerank.reranker import Reranker
 from osrerank.train import TrainOptions, train
 
 from ..unit.test_sagemaker_deploy import aws, deploys_a_model_folder  # noqa: F401  (aws is a fixture)
+from .kit import settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -53,9 +53,7 @@ def test_deploy_switches_the_pipeline(trained, local_cluster, test_model_dir, tm
     out, _ = trained
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSRERANK_") or k == "OSRERANK_CACHE"}
     common = ["--opensearch-url", local_cluster.url, "--name", "trainx", "--pipeline", "trainx-rerank"]
-    settings = Settings(
-        opensearch_url=local_cluster.url, model=str(test_model_dir), name="trainx", pipeline="trainx-rerank"
-    )
+    settings = settings_for(local_cluster.url, test_model_dir, "trainx")
     before = Reranker(settings).setup().model_id
     try:
         deployed = tmp_path / "deployed"
@@ -86,7 +84,7 @@ def test_deploy_switches_the_pipeline(trained, local_cluster, test_model_dir, tm
         pipeline = Reranker(settings).cluster().call("GET", "/_search/pipeline/trainx-rerank")["trainx-rerank"]
         now = pipeline["response_processors"][0]["rerank"]["ml_opensearch"]["model_id"]
         assert now != before
-        assert Reranker(settings.model_copy(update={"model": str(tmp_path / "again")})).model_id() == now
+        assert Reranker(settings.updated(model=str(tmp_path / "again"))).model_id() == now
     finally:
         Reranker(settings).teardown(keep_index=True)
 
@@ -102,15 +100,7 @@ def test_the_trained_folder_scores_like_pytorch_through_the_cluster(trained, loc
 
     out, _ = trained
     name = f"trained-{target[:5]}"
-    settings = Settings(
-        opensearch_url=local_cluster.url,
-        model=str(out),
-        target=target,
-        activation="none",
-        name=name,
-        pipeline=f"{name}-rerank",
-        index=f"{name}-docs",
-    )
+    settings = settings_for(local_cluster.url, out, name, target=target, model={"activation": "none"})
     query = "Vitamin D deficiency is linked to an increased risk of fractures."
     docs = [line for line in (SCIFACT / "corpus.jsonl").read_text().splitlines()[:6]]
     docs = [json.loads(d)["title"] + " " + json.loads(d)["text"] for d in docs]

@@ -22,10 +22,17 @@ def test_port_must_be_a_port():
 
 
 def test_version_from_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("OSRERANK_OPENSEARCH_VERSION", "2.19.6")
+    """The launcher takes the version it is given; the settings read it from OSRERANK_CLUSTER__VERSION (and the
+    variable of earlier versions is refused, naming the new one)."""
+    from osrerank.settings import Settings
+
     monkeypatch.setenv("OSRERANK_CACHE", str(tmp_path))
-    node = LocalOpenSearch()
+    options = Settings.resolve({}, env={"OSRERANK_CLUSTER__VERSION": "2.19.6", "OSRERANK_CLUSTER__NODES": "3"}).cluster
+    assert (options.version, options.nodes) == ("2.19.6", 3)
+    node = LocalOpenSearch(options.version)
     assert node.version == "2.19.6" and java_range(node.version) == (11, 21)
+    with pytest.raises(ConfigError, match="did you mean OSRERANK_CLUSTER__VERSION"):
+        Settings.resolve({}, env={"OSRERANK_OPENSEARCH_VERSION": "2.19.6"})
     assert node.distribution.home == tmp_path / "opensearch-2.19.6"
     assert java_range("3.6.0") == (21, None)
 

@@ -54,8 +54,8 @@ def test_empty_input_gives_empty_scores(scorer):
     assert scorer.predict([]).shape == (0,)
 
 
-def test_activation_none_returns_logits(test_model_dir, reference):
-    raw_scorer = load_scorer(test_model_dir, activation="none")
+def test_activation_none_returns_logits(tiny_model_dir, reference):
+    raw_scorer = load_scorer(tiny_model_dir, activation="none")
     values = raw_scorer.predict([(reference[0]["query"], reference[0]["document"])])
     assert values[0] == pytest.approx(reference[0]["logit"], abs=1e-4)
 

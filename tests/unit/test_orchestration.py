@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from osrerank.config import Settings
 from osrerank.errors import ConfigError, ModelLoadError, TemplateError
 from osrerank.opensearch import Cluster
 from osrerank.reranker import Reranker
+from osrerank.settings import Settings
 
 from .fake_opensearch import FakeOpenSearch
 
@@ -19,19 +19,25 @@ URL = "http://127.0.0.1:9/endpoints/x/invocations"  # never called: the fake clu
 @pytest.fixture
 def fake(monkeypatch):
     fake = FakeOpenSearch()
-    monkeypatch.setattr("osrerank.reranker.connect", lambda settings, url=None: Cluster(fake, "http://fake"))  # type: ignore[arg-type]
+    monkeypatch.setattr("osrerank.reranker.connect", lambda options, url=None: Cluster(fake, "http://fake"))  # type: ignore[arg-type]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret")
     return fake
 
 
-def reranker(**extra) -> Reranker:
-    return Reranker(Settings(**{"opensearch_url": "http://fake", "endpoint_url": URL, "name": "orch", **extra}))
+SETTINGS = Settings(name="orch", cluster="http://fake", connector=URL)
+
+
+def reranker(**changes) -> Reranker:
+    """A reranker on the fake cluster, with an endpoint given (no stand-in starts): ``changes`` as for
+    ``Settings.updated``."""
+    return Reranker(SETTINGS.updated(**changes))
 
 
 def test_setup_creates_each_object_once_and_reuses_them(fake):
     first = reranker().setup()
-    assert list(first.steps) == ["model group", "endpoint", "connector", "model", "pipeline"]
+    # the model server first: a failure to bring it up leaves the cluster untouched
+    assert list(first.steps) == ["endpoint", "model group", "connector", "model", "pipeline"]
     assert {s: f.action for s, f in first.steps.items() if s != "endpoint"} == dict.fromkeys(
         ["model group", "connector", "model", "pipeline"], "created"
     )
@@ -57,7 +63,7 @@ def test_a_setup_right_after_another_does_not_deploy_again(fake):
 
 def test_a_changed_endpoint_replaces_the_connector_and_its_model(fake):
     first = reranker().setup()
-    moved = reranker(endpoint_url="http://127.0.0.1:10/endpoints/x/invocations").setup()
+    moved = reranker(connector={"endpoint_url": "http://127.0.0.1:10/endpoints/x/invocations"}).setup()
     assert moved.steps["connector"].action == "replaced" and moved.steps["model"].action == "created"
     assert moved.steps["model group"].id == first.steps["model group"].id
     assert set(fake.objects["models"]) == {moved.model_id}
@@ -79,15 +85,38 @@ def test_predict_and_rank_go_through_the_registered_model(fake):
 
 
 @pytest.mark.parametrize(
-    ("extra", "error", "message"),
+    ("changes", "error", "message"),
     [
-        ({"template": "nosuch"}, TemplateError, "unknown connector template 'nosuch'"),
-        ({"template": "../../../../tmp/x"}, TemplateError, "unknown connector template"),
-        ({"target": "nowhere"}, ConfigError, "unknown target 'nowhere'"),
-        ({"endpoint_url": None, "model": "/nonexistent/model"}, ModelLoadError, "neither a model folder nor a hub id"),
+        ({"connector": {"template": "nosuch"}}, TemplateError, "unknown connector template 'nosuch'"),
+        ({"connector": {"template": "../../../../tmp/x"}}, TemplateError, "unknown connector template"),
+        ({"target": "nowhere"}, ConfigError, "target = 'nowhere': Input should be 'standin', 'sagemaker'"),
+        (
+            {"connector": {"endpoint_url": None}, "model": "/nonexistent/model"},
+            ModelLoadError,
+            "neither a model folder nor a hub id",
+        ),
+        ({"pipeline": {"max_batch": 32}, "target": "opensearch"}, ConfigError, "the opensearch target has no server"),
     ],
+    ids=["unknown-template", "template-path", "unknown-target", "missing-model", "in-cluster-batch-limit"],
 )
-def test_bad_settings_are_refused_before_anything_is_created(fake, extra, error, message):
+def test_bad_settings_are_refused_before_anything_is_created(fake, changes, error, message):
     with pytest.raises(error, match=message):
-        reranker(**extra).setup()
+        reranker(**changes).setup()  # an unknown target is refused already when the settings are made
+    assert fake.calls == []
+
+
+def test_a_stand_in_that_refuses_its_settings_leaves_the_cluster_untouched(fake, tiny_model_dir, monkeypatch):
+    """The stand-in decides the precision when it starts; its refusal (one line, a ConfigError) stops setup
+    before the cluster is asked for anything."""
+    refusal = "--precision int8 changes the ranking too much on the built-in sample"
+
+    def refuse(self, spec):
+        assert spec.model.path == str(tiny_model_dir) and spec.model.precision == "int8"
+        raise ConfigError(refusal)
+
+    monkeypatch.setattr("osrerank.targets.standin.StandInProcess.start", refuse)
+    standin = reranker(connector={"endpoint_url": None}, model={"path": str(tiny_model_dir), "precision": "int8"})
+    with pytest.raises(ConfigError, match=f"setup stopped at step 'model server': {refusal}") as stopped:
+        standin.setup()
+    assert "Already in place: nothing" in str(stopped.value)
     assert fake.calls == []

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from osrerank.cli import cli
-from osrerank.config import Settings
-from osrerank.connector import render_connector
+from osrerank.connector import ConnectorOptions, render_connector
 from osrerank.errors import ConfigError, TemplateError
-from osrerank.pipeline import render_pipeline
+from osrerank.ingest import IndexOptions
+from osrerank.pipeline import PipelineOptions, chunking, render_pipeline
+from osrerank.settings import Settings
+from osrerank.targets import Endpoint, get_target
 from osrerank.templates import connector_template, list_templates, render, validate_connector
-from osrerank.types import Credentials
+from osrerank.types import Credentials, Found
 
 from ..conftest import REPO
 
@@ -28,6 +31,15 @@ URLS = {
 
 
 SAGEMAKER = "sagemaker-hf-text-classification"
+NAMES = {"name": "kit-connector", "description": "a test connector"}
+
+
+def connector(template, url, credentials, options=None, **kwargs):
+    return render_connector(options or ConnectorOptions(), template, url, credentials, **NAMES, **kwargs)
+
+
+def pipeline(model_id, *, fields=("passage_text",), **options):
+    return render_pipeline(PipelineOptions(**options), model_id, fields, "a test pipeline")
 
 
 def test_templates_are_package_data():
@@ -40,11 +52,11 @@ def test_templates_are_package_data():
 def test_every_connector_template_renders_valid_json(template, raw):
     if raw and not connector_template(template).raw_scores:
         with pytest.raises(ConfigError, match="--activation none is not available"):
-            render_connector(Settings(activation="none"), template, URLS[template], Credentials("AK", "SK"))
+            connector(template, URLS[template], Credentials("AK", "SK"), raw_scores=True)
         return
-    settings = Settings(template=template, activation="none" if raw else "sigmoid")
-    body = render_connector(settings, template, URLS[template], Credentials(access_key="AK", secret_key="SK"))
+    body = connector(template, URLS[template], Credentials(access_key="AK", secret_key="SK"), raw_scores=raw)
     assert validate_connector(body) == []
+    assert (body["name"], body["description"]) == ("kit-connector", "a test connector")
     action = body["actions"][0]
     assert action["url"] == URLS[template]
     assert "escape(" not in action["pre_process_function"]
@@ -52,11 +64,11 @@ def test_every_connector_template_renders_valid_json(template, raw):
 
 
 def test_sagemaker_connector_uses_sigv4_and_the_runtime_url():
-    body = render_connector(
-        Settings(region="eu-west-1"),
+    body = connector(
         SAGEMAKER,
         URLS[SAGEMAKER],
         Credentials(access_key="AK", secret_key="SK", session_token="TOK"),
+        ConnectorOptions(region="eu-west-1"),
     )
     assert body["protocol"] == "aws_sigv4"
     assert body["parameters"]["service_name"] == "sagemaker" and body["parameters"]["region"] == "eu-west-1"
@@ -88,11 +100,13 @@ def test_every_connector_template_describes_itself():
 
 def test_sagemaker_connector_without_credentials_is_refused():
     with pytest.raises(ConfigError, match="AWS credentials"):
-        render_connector(Settings(), SAGEMAKER, URLS[SAGEMAKER], Credentials())
+        connector(SAGEMAKER, URLS[SAGEMAKER], Credentials())
 
 
 def test_pipeline_renders_nested_fields():
-    body = render_pipeline(Settings(document_fields="title, body.text"), "m1")
+    fields = Settings(index={"document_fields": "title, body.text"}).index.document_fields
+    assert fields == IndexOptions(document_fields=" title,, body.text ").document_fields == ("title", "body.text")
+    body = pipeline("m1", fields=fields)
     rerank = body["response_processors"][0]["rerank"]
     assert rerank == {
         "tag": "osrerank-rerank",
@@ -102,12 +116,12 @@ def test_pipeline_renders_nested_fields():
 
 
 def test_pipeline_window_and_failure_mode():
-    plain = render_pipeline(Settings(), "m")
+    plain = pipeline("m")
     script = plain["request_processors"][0]["script"]
     assert script["params"] == {"window": 0}
     assert [list(p) for p in plain["response_processors"]] == [["rerank"], ["truncate_hits"]]
     assert "ignore_failure" not in plain["response_processors"][0]["rerank"]
-    tuned = render_pipeline(Settings(window=50, on_model_failure="first-stage"), "m")
+    tuned = pipeline("m", window=50, on_model_failure="first-stage")
     assert tuned["request_processors"][0]["script"]["params"] == {"window": 50}
     assert tuned["response_processors"][0]["rerank"]["ignore_failure"] is True
 
@@ -115,7 +129,7 @@ def test_pipeline_window_and_failure_mode():
 def test_a_batch_limit_makes_one_model_call_per_hit():
     """--max-batch: ml_inference (one_to_one) scores each hit into _source.osrerank_score, rerank by_field
     orders by it; the window script stays, and the document fields reach the connector as model_config."""
-    body = render_pipeline(Settings(window=100, max_batch=32, document_fields="title,body.text"), "m7")
+    body = pipeline("m7", window=100, max_batch=32, fields=("title", "body.text"))
     assert [list(p) for p in body["response_processors"]] == [["ml_inference"], ["rerank"], ["truncate_hits"]]
     per_hit = body["response_processors"][0]["ml_inference"]
     assert per_hit["model_id"] == "m7" and per_hit["one_to_one"] is True and per_hit["tag"] == "osrerank-rerank"
@@ -128,19 +142,20 @@ def test_a_batch_limit_makes_one_model_call_per_hit():
 
 
 def test_what_a_batch_limit_cannot_go_with_is_refused_at_setup():
-    from osrerank.pipeline import check_pipeline
-
-    check_pipeline(Settings(window=100, max_batch=32))  # one document per call: any window fits
+    settings = Settings()
+    settings.updated(pipeline={"window": 100, "max_batch": 32})  # one document per call: any window fits
     with pytest.raises(ConfigError, match="4 passages of one document per model call, more than --max-batch 2"):
-        check_pipeline(Settings(window=10, max_batch=2, long_documents="chunk"))
+        settings.updated(pipeline={"window": 10, "max_batch": 2, "long_documents": "chunk"})
     with pytest.raises(ConfigError, match="first-stage cannot go with --max-batch"):
-        check_pipeline(Settings(max_batch=32, on_model_failure="first-stage"))
+        settings.updated(pipeline={"max_batch": 32, "on_model_failure": "first-stage"})
+    with pytest.raises(ConfigError, match="first-stage cannot go with --max-batch"):  # whatever sets each of them
+        Settings.resolve({"pipeline.max_batch": 32}, env={"OSRERANK_PIPELINE__ON_MODEL_FAILURE": "first-stage"})
 
 
 def test_pipeline_validation_names_what_is_wrong():
     from osrerank.templates import validate_pipeline
 
-    good = render_pipeline(Settings(max_batch=8), "m")
+    good = pipeline("m", max_batch=8)
     assert validate_pipeline(good) == []
     broken = json.loads(json.dumps(good))
     broken["response_processors"][0]["ml_inference"]["one_to_one"] = False
@@ -153,8 +168,8 @@ def test_pipeline_validation_names_what_is_wrong():
 
 @pytest.mark.parametrize("template", sorted(URLS))
 def test_chunked_templates_render_the_passage_split(template):
-    body = render_connector(
-        Settings(long_documents="chunk:150:75:3"), template, URLS[template], Credentials(access_key="A", secret_key="S")
+    body = connector(
+        template, URLS[template], Credentials(access_key="A", secret_key="S"), chunk=chunking("chunk:150:75:3")
     )
     pre, post = body["actions"][0]["pre_process_function"], body["actions"][0]["post_process_function"]
     assert "starts.size() <= 300" in pre and "s += 75" in pre and ">= 3" in pre and "s + 150" in pre
@@ -163,18 +178,22 @@ def test_chunked_templates_render_the_passage_split(template):
 
 @pytest.mark.parametrize("spec", ["chunk:10:20", "chunk:x", "split", "truncate:5", "chunk:1:1:1:1"])
 def test_bad_long_document_settings_are_refused(spec):
-    with pytest.raises(ConfigError, match="truncate or chunk"):
-        Settings.resolve({"long_documents": spec}, env={})
+    with pytest.raises(ConfigError, match=r"pipeline\.long_documents = .*truncate or chunk.*--long-documents"):
+        Settings.resolve({"pipeline.long_documents": spec}, env={})
 
 
-def test_settings_precedence(tmp_path, monkeypatch):
-    toml = tmp_path / "c.toml"
-    toml.write_text('index = "from-file"\npipeline = "p-file"\nname = "n-file"\n')
-    env = {"OSRERANK_PIPELINE": "p-env", "OSRERANK_NAME": "n-env"}
-    s = Settings.resolve({"name": "n-flag", "index": None}, env=env, config_file=toml)
-    assert (s.index, s.pipeline, s.name) == ("from-file", "p-env", "n-flag")
-    with pytest.raises(ConfigError, match="timeout_s"):
-        Settings.resolve({"timeout_s": -1}, env={})
+def test_what_setup_sends_follows_the_settings():
+    """The target renders the connector from the settings: activation none asks for raw scores (which the
+    SageMaker API cannot give), chunked long documents cut passages in the pre-process."""
+    endpoint = Endpoint(URLS["tei-rerank"], Credentials(bearer_token="t"), Found(URLS["tei-rerank"], "created"))
+    settings = Settings(name="kit", target="standin", connector={"template": "tei-rerank"})
+    raw = get_target(settings.updated(model={"activation": "none"})).connector_body(endpoint)
+    assert raw["name"] == "kit-connector" and '"raw_scores":true' in raw["actions"][0]["pre_process_function"]
+    chunked = get_target(settings.updated(pipeline={"long_documents": "chunk:150:75:3"})).connector_body(endpoint)
+    assert "s += 75" in chunked["actions"][0]["pre_process_function"]
+    cohere = settings.updated(connector={"template": "cohere-rerank"}, model={"activation": "none"})
+    with pytest.raises(ConfigError, match="--activation none is not available"):
+        get_target(cohere).connector_body(endpoint)
 
 
 def test_docker_compose_matches_the_code():
@@ -183,7 +202,21 @@ def test_docker_compose_matches_the_code():
     assert compose["services"]["model"]["build"]["dockerfile"] == "deploy/Dockerfile"
     assert (REPO / "deploy" / "Dockerfile").exists()
     assert "8080:8080" in compose["services"]["model"]["ports"]
-    assert "--port 8080" in (REPO / "deploy" / "Dockerfile").read_text()
+
+
+def test_the_images_command_is_a_serve_the_cli_accepts(monkeypatch):
+    """deploy/Dockerfile's CMD, run through the CLI with the server replaced: it listens on 0.0.0.0:8080."""
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text().splitlines()
+    command = json.loads(next(line for line in dockerfile if line.startswith("CMD "))[4:])
+    assert command[:2] == ["osrerank", "serve"]
+    for name in [n for n in os.environ if n.startswith("OSRERANK_")]:
+        monkeypatch.delenv(name)
+    served = []
+    monkeypatch.setattr("osrerank.server.run.serve", served.append)
+    result = CliRunner().invoke(cli, command[1:])
+    assert result.exit_code == 0, result.output
+    (spec,) = served
+    assert (spec.server.host, spec.port, spec.model.path) == ("0.0.0.0", 8080, "/model")
 
 
 def all_commands(group=cli, path=()):

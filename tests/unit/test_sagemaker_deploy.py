@@ -12,8 +12,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from osrerank.config import Settings
 from osrerank.errors import AwsError, ConfigError
+from osrerank.settings import Settings
 from osrerank.targets.sagemaker import SageMakerDeployment, runtime_url
 
 REGION = "us-west-2"
@@ -34,8 +34,15 @@ def aws(monkeypatch):
         yield role
 
 
-def settings(role: str, **extra) -> Settings:
-    return Settings(**{"region": REGION, "role_arn": role, "name": "kit", **extra})
+def settings(role: str, *, name: str = "kit", model: str | None = None, **sagemaker) -> Settings:
+    """The kit's settings for the sagemaker target: ``sagemaker`` are its section's fields."""
+    return Settings(
+        name=name,
+        target="sagemaker",
+        connector={"region": REGION},
+        targets={"sagemaker": {"role_arn": role, **sagemaker}},
+        **({"model": model} if model else {}),
+    )
 
 
 def someone_elses_endpoint(role: str, name: str) -> None:
@@ -159,14 +166,16 @@ def test_serverless_and_autoscaling_options(aws):
 
 def test_missing_role_bad_region_and_local_folder_are_clear_errors(aws, tmp_path):
     with pytest.raises(ConfigError, match="--role-arn"):
-        SageMakerDeployment(Settings(region=REGION)).deploy()
+        SageMakerDeployment(Settings(connector={"region": REGION})).deploy()
     with pytest.raises(ConfigError, match="region 'mars-1' has no SageMaker"):
-        SageMakerDeployment(settings(aws).model_copy(update={"region": "mars-1"})).deploy()
+        SageMakerDeployment(settings(aws).updated(connector={"region": "mars-1"})).deploy()
     with pytest.raises(ConfigError, match="has no PyTorch weights"):  # the DLC runs PyTorch: an ONNX-only folder
         SageMakerDeployment(settings(aws, model=str(tmp_path))).deploy()
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ConfigError, match=r"Hugging Face Hub id .* or a model folder"):
         SageMakerDeployment(settings(aws, model=str(tmp_path / "notes.txt"))).deploy()
+    with pytest.raises(ConfigError, match=r"not 'org/team/name'; pass --model org/name"):  # no folder, no hub id
+        SageMakerDeployment(settings(aws, model="org/team/name")).wanted()
 
 
 def hf_folder(path, weights: bytes = b"weights"):

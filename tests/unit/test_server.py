@@ -130,8 +130,8 @@ def test_torchserve_and_tei_routes_agree_with_sagemaker(open_server, reference):
     assert raw[0]["score"] == pytest.approx(reference[raw[0]["index"]]["logit"], abs=1e-4)
 
 
-def test_overlong_pair_without_truncation_is_400_like_the_hf_container(open_server, reference):
-    long_pair = next((p["query"], p["document"]) for p in reference if p["tokens"] >= 512)
+def test_overlong_pair_without_truncation_is_400_like_the_hf_container(open_server, reference, scorer):
+    long_pair = next((p["query"], p["document"]) for p in reference if p["tokens"] >= scorer.max_length)
     reply = invoke(open_server, [long_pair], truncation=False)
     assert reply.status_code == 400
     assert "truncation" in reply.json()["error"]
@@ -323,3 +323,57 @@ def test_sagemaker_route_answers_like_the_hf_toolkit(open_server, scorer):
         1.0,
         1.0,
     ]
+
+
+# ------------------------------------------------------------------ the server spec (serve, the standin target)
+def test_ping_shows_the_precision_decision(open_server):
+    precision = requests.get(f"{open_server.url}/ping", timeout=10).json()["precision"]
+    assert precision == {"mode": "fp32", "why": "asked for", "pairs_per_s": None, "figures": {}}
+
+
+def test_build_app_serves_the_spec_and_logs_its_precision(tiny_model_dir, reference, caplog):
+    import logging
+
+    from osrerank.scorer import ModelOptions
+    from osrerank.server.options import ServerOptions
+    from osrerank.server.run import ServerSpec, build_app
+
+    caplog.set_level(logging.INFO, logger="osrerank.server")
+    spec = ServerSpec(model=ModelOptions(path=str(tiny_model_dir), activation="none"), server=ServerOptions(auth=False))
+    with ServerThread(build_app(spec)) as server:
+        reply = invoke(server, [(reference[0]["query"], reference[0]["document"])])
+        assert reply.json()[0]["score"] == pytest.approx(reference[0]["logit"], abs=1e-4)  # activation none
+    logged = [json.loads(r.getMessage()) for r in caplog.records if r.name == "osrerank.server"]
+    assert [line for line in logged if "precision" in line] == [
+        {"precision": "fp32", "why": "asked for", "figures": {}}
+    ]
+
+
+def test_a_spec_with_auth_needs_a_key_or_token(tiny_model_dir, monkeypatch):
+    from osrerank.errors import ConfigError
+    from osrerank.scorer import ModelOptions
+    from osrerank.server.run import ServerSpec, build_app
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OSRERANK_BEARER_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="the stand-in authenticates every scoring request"):
+        build_app(ServerSpec(model=ModelOptions(path=str(tiny_model_dir))))
+
+
+def test_the_background_server_refuses_its_spec_in_one_line(tmp_path):
+    """`python -m osrerank.server SPEC_JSON` (how the standin target starts it): a spec it cannot serve ends the
+    process with one line the target shows (REFUSED + the message), no traceback."""
+    import subprocess
+    import sys
+
+    from osrerank.scorer import ModelOptions
+    from osrerank.server.options import ServerOptions
+    from osrerank.server.run import REFUSED, ServerSpec
+
+    spec = ServerSpec(model=ModelOptions(path=str(tmp_path)), server=ServerOptions(auth=False, port=0))
+    proc = subprocess.run(
+        [sys.executable, "-m", "osrerank.server", spec.model_dump_json()], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith(REFUSED)]
+    assert f"{tmp_path} has no onnx/model.onnx" in line

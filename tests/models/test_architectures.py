@@ -1,4 +1,5 @@
-"""Cross-encoders beyond BERT (XLM-RoBERTa, ModernBERT) scored by the kit as PyTorch scores them: the
+"""The test models beyond BERT (XLM-RoBERTa, ModernBERT, built by build_test_models.py from SciFact text in
+../shared) scored by the kit as PyTorch scores them, outside the unit suite (which needs nothing of ../shared): the
 scorer, the stand-in's three APIs, and a folder with PyTorch weights only (converted to ONNX once)."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def pairs_of(folder):
 def test_scorer_matches_pytorch(arch, arch_models):
     rows, pairs = pairs_of(arch_models[arch])
     scorer = load_scorer(arch_models[arch])
-    assert "token_type_ids" not in scorer.input_names
+    assert "token_type_ids" not in scorer.runner.input_names  # the graph takes no token types
     np.testing.assert_allclose(scorer.score(pairs).values, [r["logit"] for r in rows], atol=1e-4, rtol=0)
     np.testing.assert_allclose(scorer.predict(pairs), [r["sigmoid"] for r in rows], atol=1e-5, rtol=0)
     assert scorer.count_tokens(pairs) == [r["tokens"] for r in rows]

@@ -1,0 +1,16 @@
+"""The one set-up of the integration suite: the settings a test runs the kit with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from osrerank.settings import Settings
+
+
+def settings_for(url: str, model: str | Path, name: str, /, **changes: Any) -> Settings:
+    """Settings for one test: the cluster at ``url``, ``model``, every object named from ``name`` (pipeline
+    ``NAME-rerank``, index ``NAME-docs``), then ``changes`` as :meth:`Settings.updated` takes them: root fields,
+    or sections as mappings or shorthand strings (``target="opensearch", pipeline={"window": 50}, index="x"``)."""
+    settings = Settings(name=name, cluster=url, model=str(model), pipeline=f"{name}-rerank", index=f"{name}-docs")
+    return settings.updated(**changes) if changes else settings
