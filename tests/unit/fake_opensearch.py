@@ -25,6 +25,7 @@ class FakeOpenSearch:
         self.objects: dict[str, dict[str, dict[str, Any]]] = {"connectors": {}, "models": {}, "model_groups": {}}
         self.tasks: dict[str, dict[str, Any]] = {}
         self.pipelines: dict[str, Any] = {}
+        self.indices: dict[str, Any] = {}  # name -> its body ({"mappings": ...}), as created
         self.calls: list[tuple[str, str]] = []
         # what _search still shows for an object before the index refreshes (a GET is realtime): {id: fields}
         self.unrefreshed: dict[str, dict[str, Any]] = {}
@@ -47,7 +48,11 @@ class FakeOpenSearch:
                 ("PUT", r"/_search/pipeline/(?P<name>[^/]+)", self.put_pipeline),
                 ("DELETE", r"/_search/pipeline/(?P<name>[^/]+)", self.delete_pipeline),
                 ("GET", r"/_cat/indices/(?P<pattern>[^/]+)", lambda body, pattern: []),
-                ("GET", r"/(?P<index>[^_/][^/]*)/_mapping", self.missing),
+                ("GET", r"/_cluster/health", lambda body: {"number_of_data_nodes": 1}),
+                ("GET", r"/(?P<index>[^_/][^/]*)/_mapping", self.mapping),
+                ("GET", r"/(?P<index>[^_/][^/]*)", self.index),
+                ("PUT", r"/(?P<index>[^_/][^/]*)", self.create_index),
+                ("DELETE", r"/(?P<index>[^_/][^/]*)", self.delete_index),
             ]
         ]
 
@@ -61,6 +66,25 @@ class FakeOpenSearch:
 
     def missing(self, body: Any, **ids: str) -> Any:
         raise NotFoundError(404, "not_found", {"error": {"root_cause": [{"reason": f"no {ids}"}]}})
+
+    def index(self, body: Any, index: str) -> Any:
+        if index not in self.indices:
+            self.missing(body, index=index)
+        return {index: self.indices[index]}
+
+    def mapping(self, body: Any, index: str) -> Any:
+        return {index: {"mappings": self.index(body, index)[index].get("mappings", {})}}
+
+    def create_index(self, body: Any, index: str) -> Any:
+        if index in self.indices:
+            raise RequestError(400, "resource_already_exists_exception", {"error": f"index {index} exists"})
+        self.indices[index] = body or {}
+        return {"acknowledged": True}
+
+    def delete_index(self, body: Any, index: str) -> Any:
+        self.index(body, index)
+        del self.indices[index]
+        return {"acknowledged": True}
 
     def root(self, body: Any) -> Any:
         return {"version": {"number": self.version}}

@@ -17,7 +17,8 @@ URL = "http://127.0.0.1:9/endpoints/x/invocations"  # never called: the fake clu
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake(monkeypatch, tmp_path):
+    monkeypatch.setenv("OSRERANK_CACHE", str(tmp_path))  # setup's records stay out of the user's cache
     fake = FakeOpenSearch()
     monkeypatch.setattr("osrerank.reranker.connect", lambda options, url=None: Cluster(fake, "http://fake"))  # type: ignore[arg-type]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKE")
