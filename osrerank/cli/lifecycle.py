@@ -140,27 +140,25 @@ def status() -> None:
     Example:
         osrerank status
     """
-    from rich.table import Table
-
     from ..records import all_records
 
     records = all_records()
     if not records:
         out.print("nothing set up (no record of a setup on this machine): run osrerank setup")
         return
-    table = Table(title="osrerank status", show_header=True)
-    for column in ("pipeline", "target", "model", "index", "fields", "window", "set up", "made"):
-        table.add_column(column)
     for r in records:
         s = r["settings"]
-        made = ", ".join(f"{step} {found}" for step, found in r.get("steps", {}).items())
+        index, pipeline = s.get("index", {}), s.get("pipeline", {})
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.get("at", 0)))
-        pipeline, index = s.get("pipeline", {}), s.get("index", {})
-        table.add_row(
-            r["pipeline"], s.get("target"), s.get("model", {}).get("path"), index.get("name"),
-            ",".join(index.get("document_fields", [])), str(pipeline.get("window") or "-"), when, made,
-        )  # fmt: skip
-    out.print(table)
+        out.print(f"[bold]{r['pipeline']}[/bold] (set up {when})", highlight=False)
+        out.print(
+            f"  target {s.get('target')}, model {s.get('model', {}).get('path')}, index {index.get('name')} "
+            f"({', '.join(index.get('document_fields', []))}), window {pipeline.get('window') or '-'}",
+            highlight=False,
+        )
+        out.print(
+            "  made: " + ", ".join(f"{step} {found}" for step, found in r.get("steps", {}).items()), highlight=False
+        )
 
 
 @click.command(context_settings=CONTEXT)
