@@ -211,6 +211,15 @@ def test_edge_cases_of_plain_searches(local_cluster, test_model_dir, scorer):
             plain_search(cluster, "edge-docs", {"query": {"match_all": {}}}, "edge-per-hit")
         assert missing.value.status == 400 and "Missing required input field in query body" in str(missing.value)
         assert "ext.query_context" in str(missing.value)
+        both = {"query_text": TUTORIAL_QUERY, "query_text_path": "query.match_all"}
+        with pytest.raises(OpenSearchError) as refused:  # neural-search refuses the pair; so does the per-hit path
+            plain_search(
+                cluster,
+                "edge-docs",
+                {"query": {"match_all": {}}, "ext": {"rerank": {"query_context": both}}},
+                "edge-per-hit",
+            )
+        assert refused.value.status == 400 and "query_text or query_text_path, not both" in str(refused.value)
         reply = plain_search(cluster, "edge-docs", {**everything, "size": 0}, "edge-per-hit")
         assert reply["hits"]["hits"] == [] and reply["hits"]["total"]["value"] == 2
         reply = plain_search(cluster, "edge-docs", {**everything, "track_total_hits": False}, "edge-per-hit")
