@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -377,3 +378,128 @@ def test_the_background_server_refuses_its_spec_in_one_line(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     (line,) = [line for line in proc.stderr.splitlines() if line.startswith(REFUSED)]
     assert f"{tmp_path} has no onnx/model.onnx" in line
+
+
+# ------------------------------------------------------------------ the real APIs' paths: Bedrock, Cohere, 404
+QUERY = "What is the capital of the United States?"
+
+
+def sigmoids(scorer, pairs) -> np.ndarray:
+    """The expected relevance scores, from the kit's scorer's logits (not through the server's activation)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(scorer.score(pairs).values, dtype=np.float64)))
+
+
+def documents(reference) -> list[str]:
+    return [p["document"] for p in reference if p["query"] == QUERY]
+
+
+def agent_runtime_body(query: str, docs: list[str], **configuration) -> bytes:
+    """A Bedrock Agent Runtime Rerank body as ml-commons' connector.pre_process.bedrock.rerank builds it."""
+    model = {"modelArn": f"arn:aws:bedrock:{REGION}::foundation-model/amazon.rerank-v1:0"}
+    return json.dumps(
+        {
+            "queries": [{"textQuery": {"text": query}, "type": "TEXT"}],
+            "rerankingConfiguration": {
+                "bedrockRerankingConfiguration": {"modelConfiguration": model, **configuration},
+                "type": "BEDROCK_RERANKING_MODEL",
+            },
+            "sources": [
+                {"inlineDocumentSource": {"textDocument": {"text": d}, "type": "TEXT"}, "type": "INLINE"} for d in docs
+            ],
+        }
+    ).encode()
+
+
+def check_ranked(results, expected, key: str, top: int | None = None) -> None:
+    """``results`` name every index once, best first, each with its sigmoid to 1e-6 (the top ``top`` of them)."""
+    order = sorted(range(len(expected)), key=lambda i: -expected[i])[:top]
+    assert [r["index"] for r in results] == order
+    np.testing.assert_allclose([r[key] for r in results], expected[order], atol=1e-6, rtol=0)
+
+
+# boto3 sends the model id's ':' percent-encoded; ml-commons sends it as it is: both are signed and accepted
+@pytest.mark.parametrize("model_id", ["amazon.rerank-v1:0", "amazon.rerank-v1%3A0", "cohere.rerank-v3-5:0"])
+def test_invoke_model_signed_for_bedrock_answers_sigmoids_best_first(signed_server, scorer, reference, model_id):
+    docs = documents(reference)
+    expected = sigmoids(scorer, [(QUERY, d) for d in docs])
+    path = f"/model/{model_id}/invoke"
+    body = {"query": QUERY, "documents": docs, **({"api_version": 2} if "cohere" in model_id else {})}
+    reply = signed(signed_server, json.dumps(body).encode(), service="bedrock", path=path)
+    assert reply.status_code == 200, reply.text
+    check_ranked(reply.json()["results"], expected, "relevance_score")
+    top = signed(signed_server, json.dumps({**body, "top_n": 3}).encode(), service="bedrock", path=path)
+    assert top.status_code == 200, top.text
+    check_ranked(top.json()["results"], expected, "relevance_score", top=3)
+
+
+def test_invoke_model_signed_for_sagemaker_is_refused(signed_server):
+    body = json.dumps({"query": QUERY, "documents": ["Washington, D.C."]}).encode()
+    reply = signed(signed_server, body, service="sagemaker", path="/model/amazon.rerank-v1:0/invoke")
+    assert reply.status_code == 403 and reply.json()["error_type"] == "authentication"
+    assert "us-west-2/bedrock" in reply.json()["error"]  # the refusal names the service the path is signed for
+
+
+def test_agent_runtime_rerank_signed_for_bedrock_and_tei_rerank_with_the_token_share_the_path(
+    signed_server, scorer, reference
+):
+    docs = documents(reference)
+    expected = sigmoids(scorer, [(QUERY, d) for d in docs])
+    reply = signed(signed_server, agent_runtime_body(QUERY, docs), service="bedrock", path="/rerank")
+    assert reply.status_code == 200, reply.text
+    check_ranked(reply.json()["results"], expected, "relevanceScore")
+    wanted = signed(
+        signed_server, agent_runtime_body(QUERY, docs, numberOfResults=2), service="bedrock", path="/rerank"
+    )
+    assert wanted.status_code == 200, wanted.text
+    check_ranked(wanted.json()["results"], expected, "relevanceScore", top=2)
+
+    tei = requests.post(
+        f"{signed_server.url}/rerank",
+        json={"query": QUERY, "texts": docs, "truncate": True},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+    )
+    assert tei.status_code == 200, tei.text
+    check_ranked(tei.json(), expected, "score")  # TEI's own shape: a bare list of {"index", "score"}
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_unknown_path_is_404_once_authenticated_and_403_before(signed_server, method):
+    url = f"{signed_server.url}/no/such/api"
+    bearer = requests.request(method, url, headers={"Authorization": f"Bearer {TOKEN}"}, json={}, timeout=30)
+    assert bearer.status_code == 404 and bearer.json()["error_type"] == "not_found", bearer.text
+    assert "/no/such/api" in bearer.json()["error"]
+    if method == "POST":
+        sig = signed(signed_server, b"{}", service="bedrock", path="/no/such/api")
+        assert sig.status_code == 404 and sig.json()["error_type"] == "not_found", sig.text
+    anonymous = requests.request(method, url, json={}, timeout=30)
+    assert anonymous.status_code == 403 and anonymous.json()["error_type"] == "authentication"  # auth comes first
+
+
+def test_relevance_scores_go_out_with_at_most_9_significant_digits(signed_server, reference):
+    """ml-commons' JSON reader makes a number of more than 18 characters a BigDecimal, which its built-in Cohere
+    post-process cannot cast to Double: no number in these replies is longer than 15 characters."""
+    docs = documents(reference)
+    cohere = {"query": QUERY, "documents": docs, "model": "rerank-english-v3.0"}
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    replies = [
+        requests.post(f"{signed_server.url}/v1/rerank", json=cohere, headers=bearer, timeout=30),
+        requests.post(f"{signed_server.url}/v2/rerank", json=cohere, headers=bearer, timeout=30),
+        signed(
+            signed_server,
+            json.dumps({"query": QUERY, "documents": docs}).encode(),
+            service="bedrock",
+            path="/model/amazon.rerank-v1:0/invoke",
+        ),
+        signed(signed_server, agent_runtime_body(QUERY, docs), service="bedrock", path="/rerank"),
+    ]
+    for reply in replies:
+        assert reply.status_code == 200, reply.text
+        numbers = re.findall(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", re.sub(r'"(?:[^"\\]|\\.)*"', '""', reply.text))
+        assert numbers and max(len(n) for n in numbers) <= 15, numbers
+        raw = json.loads(reply.text, parse_float=str)["results"]  # each score as the text it was sent as
+        scores = [r.get("relevance_score", r.get("relevanceScore")) for r in raw]
+        assert len(scores) == len(docs) and all(isinstance(s, str) for s in scores), raw  # never an integer
+        for score in scores:
+            mantissa = re.sub(r"[eE].*$", "", score).replace("-", "").replace(".", "").lstrip("0")
+            assert 0 < len(mantissa) <= 9, score
