@@ -217,7 +217,75 @@ def _deployed(c: Context) -> list[Finding]:
     return findings
 
 
-CHECKS: list[Check] = [_version, _model, _index, _deployed]
+def _first_stage(c: Context) -> list[Finding]:
+    """A neural or hybrid first stage: the embedding model, the vector field, k against the window, the phase
+    processor a hybrid query needs."""
+    first, s = c.settings.first_stage, c.settings
+    if not first.embeds:
+        return []
+    embedding = c.reranker.embedding
+    assert embedding is not None
+    try:
+        kind = embedding.kind()
+    except OsRerankError as exc:
+        return [Finding("embedding model", "problem", str(exc), "pass --embedding-model with an embedding model")]
+    findings = [Finding("embedding model", "ok", f"{first.embedding_model}: {kind.dimension} dimensions")]
+    if first.k is not None and s.pipeline.window and first.k < s.pipeline.window:
+        findings.append(
+            Finding(
+                "first stage",
+                "problem",
+                f"neural k {first.k} is smaller than the rank window {s.pipeline.window}: the window has fewer hits "
+                "to rerank than it says",
+                f"raise --k to at least {s.pipeline.window}, or leave it unset (then it follows the window)",
+            )
+        )
+    model_id = embedding.find_model(c.ml)
+    state = c.ml.model(model_id).get("model_state") if model_id else None
+    if state != "DEPLOYED":
+        findings.append(
+            Finding(
+                "embedding model",
+                "problem",
+                f"the embedding model is {state or 'not set up'}: no document or query can be embedded",
+                f"POST /_plugins/_ml/models/{model_id}/_deploy, or rerun setup" if model_id else "run osrerank setup",
+            )
+        )
+    try:
+        mapping: Any = next(iter(c.reranker.cluster().call("GET", f"/{s.index.name}/_mapping").values()))["mappings"]
+        vector = (mapping.get("properties") or {}).get(first.vector_field) or {}
+    except NotFound:
+        vector = None
+    if (vector is not None and int(vector.get("dimension", kind.dimension)) != kind.dimension) or vector == {}:
+        findings.append(
+            Finding(
+                "vector field",
+                "problem",
+                f"{s.index.name}.{first.vector_field} is {vector.get('type', 'missing')} of dimension "
+                f"{vector.get('dimension', '-')}; the embedding model makes {kind.dimension}",
+                "pass --vector-field with a knn_vector field of the model's dimension, or rerun setup on an index "
+                "osrerank makes",
+            )
+        )
+    if first.kind == "hybrid":
+        try:
+            pipeline = c.reranker.cluster().call("GET", f"/_search/pipeline/{s.pipeline.name}")[s.pipeline.name]
+        except NotFound:
+            pipeline = None
+        if pipeline is not None and not pipeline.get("phase_results_processors"):
+            findings.append(
+                Finding(
+                    "first stage",
+                    "problem",
+                    f"pipeline {s.pipeline.name} has no phase-results processor: a hybrid query through it answers "
+                    "neural-search's raw format (marker hits scored near -9.5e9)",
+                    "rerun osrerank setup --first-stage hybrid (it puts normalization first)",
+                )
+            )
+    return findings
+
+
+CHECKS: list[Check] = [_version, _model, _index, _first_stage, _deployed]
 
 
 #: Optional modules a check may need, and the extra that installs each.

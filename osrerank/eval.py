@@ -11,21 +11,26 @@ R@100.
 from __future__ import annotations
 
 import csv
+import functools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .embedding import Embedding
 from .errors import ConfigError, ToolMissingError
-from .ingest import RERANK_FIELD, count_lines, load_jsonl, read_jsonl
+from .first_stage import FirstStageOptions, first_stage_query, phase_processor
+from .ingest import RERANK_FIELD, count_lines, create_index, knn_field, load_jsonl, read_jsonl
+from .ml_commons import MLCommons
 from .opensearch import Cluster
-from .pipeline import set_up_pipeline
+from .pipeline import ensure_pipeline, set_up_pipeline
 from .search import blend, search_body
 from .settings import Settings
+from .types import Progress, quiet
 
 __all__ = [
     "BLEND_WEIGHTS",
@@ -44,6 +49,8 @@ __all__ = [
 ]
 
 MEASURES = ("nDCG@10", "RR@10", "R@100")
+#: The suffix of an eval pipeline that holds only a hybrid first stage's phase processor (no rerank).
+PHASE_ONLY = "-hybrid-alone"
 #: Shares of the first-stage score in the blends eval reports beside pure rerank (0).
 BLEND_WEIGHTS = (0.1, 0.3, 0.5)
 
@@ -163,6 +170,38 @@ class Dataset:
         return cls(path, {q: qrels[q] for q in judged}, {q: queries[q] for q in judged})
 
 
+@dataclass(frozen=True)
+class FirstStages:
+    """The first stages an evaluation compares, and (for neural and hybrid) the embedding model behind them."""
+
+    kinds: tuple[str, ...] = ("bm25",)
+    options: FirstStageOptions = field(default_factory=FirstStageOptions)
+    embedding_model_id: str | None = None
+    dimension: int = 0
+    ingest_pipeline: str | None = None
+
+    def query(self, kind: str, query: str, size: int) -> dict[str, Any]:
+        options = self.options.model_copy(update={"kind": kind})
+        return first_stage_query(options, query, (RERANK_FIELD,), hits=size, embedding_model_id=self.embedding_model_id)
+
+
+def prepare_stages(ml: MLCommons, settings: Settings, kinds: Sequence[str], progress: Progress = quiet) -> FirstStages:
+    """The first stages to compare; for neural or hybrid ones, the embedding model deployed (the setup's, by
+    name) and the eval corpus's own ingest pipeline."""
+    if all(k == "bm25" for k in kinds):
+        return FirstStages(tuple(kinds), settings.first_stage)
+    options = settings.first_stage.model_copy(update={"kind": "hybrid"})
+    if not options.embedding_model:
+        raise ConfigError(f"--first-stage {','.join(kinds)} needs --embedding-model (the model that embeds both)")
+    embedding = Embedding(settings.updated(first_stage=options.model_dump()), progress)
+    embedding.check()
+    embedding.prepare()
+    group = ml.ensure_model_group(settings.group_name)
+    model = embedding.setup_model(ml, group.id)
+    ingest = embedding.ensure_ingest(ml.cluster, model.id, RERANK_FIELD, embedding.eval_ingest_pipeline)
+    return FirstStages(tuple(kinds), options, model.id, embedding.dimension(), ingest.id)
+
+
 def _search_arm(
     cluster: Cluster,
     index: str,
@@ -171,13 +210,17 @@ def _search_arm(
     pipeline: str | None,
     timeout: float,
     tick: Callable[[], None],
+    first: Callable[[str], dict[str, Any]] | None = None,
 ) -> Arm:
-    """Every judged query through one arm (BM25 alone when ``pipeline`` is None), timed by the client."""
+    """Every judged query through one arm (the first stage alone when ``pipeline`` is None, or when it holds
+    no rerank), timed by the client; ``first(query)``: the first stage's query (else BM25)."""
     arm = Arm()
     # corpus-wide term statistics: BM25 is the same whatever the shard count (several data nodes: two shards)
     params = {"search_type": "dfs_query_then_fetch", **({"search_pipeline": pipeline} if pipeline else {})}
+    reranks = pipeline is not None and not pipeline.endswith(PHASE_ONLY)
     for qid, query in data.queries.items():
-        body = search_body(query, (RERANK_FIELD,), size, rerank=pipeline is not None, source=[RERANK_FIELD])
+        retrieve = first(query) if first else None
+        body = search_body(query, (RERANK_FIELD,), size, rerank=reranks, source=[RERANK_FIELD], first_stage=retrieve)
         t0 = time.perf_counter()
         reply = cluster.call("POST", f"/{index}/_search", body, params=params, timeout=timeout)
         arm.latencies_ms.append((time.perf_counter() - t0) * 1000)
@@ -208,20 +251,32 @@ def run_eval(
     top_k: int = 100,
     max_queries: int | None = None,
     progress: Callable[[str, int, int], None] = lambda *_: None,
+    stages: FirstStages | None = None,
 ) -> EvalResult:
-    """Index (once), then run every judged query as BM25 alone and through the rerank pipeline, both over
-    ``top_k`` hits; the blends of the two runs' scores are scored too (no search of their own)."""
+    """Index (once), then run every judged query through each first stage alone and through the rerank
+    pipeline over its ``top_k`` hits (arms ``bm25``, ``bm25+rerank``, ``neural``, ``neural+rerank``, ``hybrid``,
+    ``hybrid+rerank``); the blends of BM25's two runs are scored too (no search of their own)."""
     started = time.perf_counter()
+    stages = stages or FirstStages()
     data = Dataset.read(dataset, split, max_queries)
     index = settings.eval_index(dataset.name)
-    documents = ensure_corpus(cluster, index, data.corpus, progress)
-    pipeline = ensure_eval_pipeline(cluster, settings, model_id)
+    documents = ensure_corpus(cluster, index, data.corpus, progress, stages)
     timeout = settings.connector.timeout_s + 30
-    tick = _counter(progress, "queries", 2 * len(data.queries))
-    arms = {
-        "bm25": _search_arm(cluster, index, data, top_k, None, timeout, tick),
-        "bm25+rerank": _search_arm(cluster, index, data, top_k, pipeline, timeout, tick),
-    }
+    tick = _counter(progress, "queries", 2 * len(stages.kinds) * len(data.queries))
+    arms: dict[str, Arm] = {}
+    for kind in stages.kinds:
+        first = functools.partial(stages.query, kind, size=top_k)
+        phase = phase_processor(stages.options.model_copy(update={"kind": kind}), cluster.version)
+        alone = None
+        if phase:  # a hybrid query alone still needs its normalization
+            alone = settings.eval_pipeline + PHASE_ONLY
+            body = {"description": "osrerank eval: a hybrid first stage alone", "phase_results_processors": [phase]}
+            ensure_pipeline(cluster, alone, body)
+        reranking = ensure_eval_pipeline(cluster, settings, model_id, "" if kind == "bm25" else kind, phase)
+        arms[kind] = _search_arm(cluster, index, data, top_k, alone, timeout, tick, first)
+        arms[f"{kind}+rerank"] = _search_arm(cluster, index, data, top_k, reranking, timeout, tick, first)
+    if "bm25" not in arms:
+        return _result(dataset, split, data, documents, top_k, settings, started, arms)
     for weight in BLEND_WEIGHTS:
         blended = Arm()
         for qid, hits in arms["bm25+rerank"].run.items():
@@ -229,6 +284,19 @@ def run_eval(
             blended.run[qid] = sorted(scores.items(), key=lambda kv: -kv[1])
         blended.metrics = compute_metrics(data.qrels, {q: dict(h) for q, h in blended.run.items()})
         arms[f"blend {weight:g} bm25"] = blended
+    return _result(dataset, split, data, documents, top_k, settings, started, arms)
+
+
+def _result(
+    dataset: Path,
+    split: str,
+    data: Dataset,
+    documents: int,
+    top_k: int,
+    settings: Settings,
+    started: float,
+    arms: dict[str, Arm],
+) -> EvalResult:
     return EvalResult(
         dataset=str(dataset),
         split=split,
@@ -268,19 +336,34 @@ def run_windows(
     return results
 
 
-def ensure_eval_pipeline(cluster: Cluster, settings: Settings, model_id: str, suffix: str = "") -> str:
-    """A rerank pipeline over ``rerank_text`` for the model; returns its name."""
+def ensure_eval_pipeline(
+    cluster: Cluster, settings: Settings, model_id: str, suffix: str = "", phase: dict[str, Any] | None = None
+) -> str:
+    """A rerank pipeline over ``rerank_text`` for the model (after a hybrid first stage's ``phase`` processor);
+    returns its name."""
     name = settings.eval_pipeline + (f"-{suffix}" if suffix else "")
     description = f"osrerank eval: rerank {RERANK_FIELD} with {settings.model.path}"
-    set_up_pipeline(cluster, settings.pipeline, model_id, (RERANK_FIELD,), description, name)
+    options = settings.pipeline.model_copy(update={"extend": None})
+    set_up_pipeline(cluster, options, model_id, (RERANK_FIELD,), description, name, phase=phase)
     return name
 
 
-def ensure_corpus(cluster: Cluster, index: str, corpus_path: Path, progress: Callable[[str, int, int], None]) -> int:
-    """Index the corpus unless an index of ours already holds all of it (reruns skip the bulk load)."""
+def ensure_corpus(
+    cluster: Cluster,
+    index: str,
+    corpus_path: Path,
+    progress: Callable[[str, int, int], None],
+    stages: FirstStages | None = None,
+) -> int:
+    """Index the corpus unless an index of ours already holds all of it (reruns skip the bulk load); for neural
+    and hybrid first stages with the vector field, embedded on the way in (the stages' ingest pipeline)."""
     total = count_lines(corpus_path)
+    vectors = stages is not None and stages.ingest_pipeline is not None
+    field_name = stages.options.vector_field if stages else ""
     if cluster.exists(f"/{index}") and cluster.call("GET", f"/{index}/_count")["count"] == total:
-        return total
+        mapped = next(iter(cluster.call("GET", f"/{index}/_mapping").values()))["mappings"].get("properties", {})
+        if not vectors or field_name in mapped:
+            return total
     done = 0
 
     def tick(n: int) -> None:
@@ -290,6 +373,11 @@ def ensure_corpus(cluster: Cluster, index: str, corpus_path: Path, progress: Cal
             progress("indexing", done, total)
 
     fields = ("title", "text")
+    if vectors:
+        assert stages is not None
+        create_index(cluster, index, (*fields, RERANK_FIELD), recreate=True, pipeline=stages.ingest_pipeline,
+                     vectors={field_name: knn_field(stages.dimension)})  # fmt: skip
     return load_jsonl(
-        cluster, index, corpus_path, text_fields=fields, combine=fields, only=fields, recreate=True, on_progress=tick
-    )
+        cluster, index, corpus_path, text_fields=fields, combine=fields, only=fields, recreate=not vectors,
+        on_progress=tick,
+    )  # fmt: skip

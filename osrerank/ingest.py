@@ -25,6 +25,7 @@ __all__ = [
     "count_lines",
     "create_index",
     "delete_index",
+    "knn_field",
     "load_documents",
     "load_jsonl",
     "owned_by_kit",
@@ -61,10 +62,19 @@ class IndexOptions(Section):
         return v
 
 
-def create_index(cluster: Cluster, index: str, text_fields: Iterable[str], *, recreate: bool = False) -> bool:
+def create_index(
+    cluster: Cluster,
+    index: str,
+    text_fields: Iterable[str],
+    *,
+    recreate: bool = False,
+    vectors: dict[str, Any] | None = None,
+    pipeline: str | None = None,
+) -> bool:
     """Create ``index`` with text mappings, marked as ours in ``_meta``; False if it already existed. On a
     cluster of several data nodes it gets two shards and a replica, so searches gather hits from several
-    nodes and survive losing one."""
+    nodes and survive losing one. ``vectors``: vector fields' mappings (a k-NN index); ``pipeline``: the ingest
+    pipeline every document goes through (the embeddings')."""
     if cluster.exists(f"/{index}"):
         if not recreate:
             return False
@@ -76,17 +86,36 @@ def create_index(cluster: Cluster, index: str, text_fields: Iterable[str], *, re
         for p in parents:
             node = node.setdefault(p, {"properties": {}})["properties"]
         node[leaf] = {"type": "text"}
+    shards = (
+        {"number_of_shards": 2, "number_of_replicas": 1}
+        if cluster.data_nodes > 1
+        else {
+            "number_of_shards": 1,
+            "number_of_replicas": 0,
+        }
+    )
+    settings: dict[str, Any] = {**shards, **({"index.knn": True} if vectors else {})}
+    if pipeline:
+        settings["index.default_pipeline"] = pipeline
+    properties.update(vectors or {})
     cluster.call(
-        "PUT",
-        f"/{index}",
-        {
-            "settings": {"number_of_shards": 2, "number_of_replicas": 1}
-            if cluster.data_nodes > 1
-            else {"number_of_shards": 1, "number_of_replicas": 0},
-            "mappings": {"_meta": OWNER_META, "properties": properties},
-        },
+        "PUT", f"/{index}", {"settings": settings, "mappings": {"_meta": OWNER_META, "properties": properties}}
     )
     return True
+
+
+def knn_field(dimension: int) -> dict[str, Any]:
+    """The mapping of a vector field for embeddings of ``dimension`` (pure-Java Lucene HNSW, cosine)."""
+    return {
+        "type": "knn_vector",
+        "dimension": dimension,
+        "method": {
+            "name": "hnsw",
+            "engine": "lucene",
+            "space_type": "cosinesimil",
+            "parameters": {"m": 16, "ef_construction": 128},
+        },
+    }
 
 
 def owned_by_kit(cluster: Cluster, index: str) -> bool | None:
@@ -175,12 +204,14 @@ def load_jsonl(
     only: Sequence[str] | None = None,
     recreate: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    vectors: dict[str, Any] | None = None,
+    pipeline: str | None = None,
 ) -> int:
     """Create ``index`` (text mappings for ``text_fields``) and load ``path`` into it. With ``combine``,
     every document also gets RERANK_FIELD: those fields joined with ". ". With ``only``, documents keep
     just those fields (and ``_id``): a BEIR record's free-form metadata stays out of the mapping."""
     fields = [*text_fields, *combine, *([RERANK_FIELD] if combine else [])]
-    create_index(cluster, index, list(dict.fromkeys(fields)), recreate=recreate)
+    create_index(cluster, index, list(dict.fromkeys(fields)), recreate=recreate, vectors=vectors, pipeline=pipeline)
 
     def docs() -> Iterator[dict[str, Any]]:
         for doc in read_jsonl(path):

@@ -7,17 +7,21 @@ or reuse decisions live with the steps that make them (connector.py, the targets
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
 from .backoff import Backoff
 from .errors import Conflict, NotFound, OpenSearchError
 from .opensearch import Cluster
-from .types import Found
+from .types import Found, Progress, quiet
 
-__all__ = ["MLCommons"]
+__all__ = ["CHUNK_BYTES", "MLCommons"]
 
 ML = "/_plugins/_ml"
+CHUNK_BYTES = 9 * 1024 * 1024  # ml-commons refuses chunks of 10 MB or more
+#: States in which a registered local model can be deployed as it is (anything else: an upload cut short).
+USABLE = ("REGISTERED", "DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED", "DEPLOY_FAILED", "UNDEPLOYED")
 
 
 class MLCommons:
@@ -113,6 +117,57 @@ class MLCommons:
 
     def upload_chunk(self, model_id: str, number: int, data: bytes) -> None:
         self.cluster.call("POST", f"{ML}/models/{model_id}/upload_chunk/{number}", data)
+
+    def ensure_local_model(self, meta: dict[str, Any], data: bytes, progress: Progress = quiet) -> Found:
+        """A local model (a zip ml-commons runs itself) registered by chunked upload and deployed: the one of
+        that name and content hash if it exists (``meta`` needs name, function_name, model_format,
+        model_config...; the hash, size and chunk count are filled in here)."""
+        digest = hashlib.sha256(data).hexdigest()
+        for existing in self.find_models(meta["name"]):
+            if existing.get("model_content_hash_value") != digest:
+                continue  # another model version of that name
+            if self.model(existing["id"]).get("model_state") in USABLE:  # a GET: the search lags a refresh
+                self.deploy_local(existing["id"], progress)
+                return Found(existing["id"], "reused")
+            self.delete_model(existing["id"])  # an upload that stopped halfway: start again
+        chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
+        progress(f"registering {meta['name']} in the cluster: {len(data) / 1e6:.0f} MB in {len(chunks)} chunks")
+        model_id = self.register_meta(
+            {
+                "name": meta["name"],
+                "version": "1.0.0",
+                "function_name": meta["function_name"],  # before model_config: ml-commons parses in order
+                **{k: v for k, v in meta.items() if k not in ("name", "function_name", "model_config")},
+                "model_content_hash_value": digest,
+                "model_content_size_in_bytes": len(data),
+                "total_chunks": len(chunks),
+                "model_config": meta["model_config"],
+            }
+        )
+        for n, chunk in enumerate(chunks):
+            self.upload_chunk(model_id, n, chunk)
+        self.deploy_local(model_id, progress)
+        return Found(model_id, "created")
+
+    def deploy_local(self, model_id: str, progress: Progress = quiet) -> None:
+        """Deploy a local model unless it is DEPLOYED, with the failure DJL's libtorch download causes named."""
+        if self.model(model_id).get("model_state") == "DEPLOYED":
+            return
+        progress(f"deploying model {model_id} inside the cluster")
+        try:
+            self.deploy(model_id, timeout_s=300)
+        except OpenSearchError as exc:
+            if "publish.djl.ai" in str(exc):
+                raise OpenSearchError(
+                    f"deploying the in-cluster model {model_id} failed: DJL inside ml-commons wanted to download "
+                    "libtorch from publish.djl.ai and the node cannot reach it. The local 3.x node osrerank starts "
+                    "has it from Maven Central; OpenSearch 2.19 pins PyTorch 1.13.1, which is not there. Give the "
+                    "node internet access for the first deploy, or pre-fill its DJL cache (see the README)."
+                ) from exc
+            raise OpenSearchError(
+                f"deploying the in-cluster model {model_id} failed: {exc}. "
+                "The node log has the details (osrerank cluster status prints its location)."
+            ) from exc
 
     def deploy(self, model_id: str, timeout_s: float = 120.0) -> None:
         """Deploy once and wait until the model says DEPLOYED.

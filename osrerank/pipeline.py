@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import field_validator, model_validator
 
 from .config.section import Section, setting
-from .errors import NotFound
+from .errors import ConfigError, NotFound
 from .opensearch import Cluster
 from .templates import render
 from .types import Found
@@ -28,6 +28,7 @@ __all__ = [
     "render_pipeline",
     "set_default_pipeline",
     "set_up_pipeline",
+    "their_pipeline",
 ]
 
 
@@ -80,6 +81,13 @@ class PipelineOptions(Section):
         "truncate",
         "truncate (to the model's limit), or chunk[:WORDS[:STRIDE[:PASSAGES]]]: score overlapping passages, a "
         "document gets its best passage's score [chunk: 200 words, stride 100, 4 passages].",
+    )
+    extend: str | None = setting(
+        None,
+        "A search pipeline of yours to extend: its request and phase-results processors (a hybrid application's "
+        "normalization) run first, then the rank window and the rerank, then its response processors. Yours is "
+        "not changed.",
+        flag="--extend-pipeline",
     )
     max_batch: int | None = setting(
         None,
@@ -134,9 +142,19 @@ class PipelineOptions(Section):
 
 
 def render_pipeline(
-    options: PipelineOptions, model_id: str, document_fields: tuple[str, ...], description: str
+    options: PipelineOptions,
+    model_id: str,
+    document_fields: tuple[str, ...],
+    description: str,
+    *,
+    phase: dict[str, Any] | None = None,
+    theirs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The pipeline body for ``model_id`` reranking ``document_fields``."""
+    """The pipeline body for ``model_id`` reranking ``document_fields``; ``phase``: a hybrid first stage's
+    phase-results processor; ``theirs``: the pipeline it extends (its processors around ours; its own
+    phase-results processors win over ``phase``)."""
+    theirs = theirs or {}
+    phases = theirs.get("phase_results_processors") or ([phase] if phase else [])
     return render(
         "pipelines",
         "rerank",
@@ -147,8 +165,25 @@ def render_pipeline(
             "window": options.window or 0,
             "fail_open": options.on_model_failure == "first-stage",
             "per_document": options.per_document,
+            "before": theirs.get("request_processors") or [],
+            "phase": phases,
+            "after": theirs.get("response_processors") or [],
         },
     )
+
+
+def their_pipeline(cluster: Cluster, name: str) -> dict[str, Any]:
+    """A user's pipeline to extend, refused when it does not exist or already reranks."""
+    try:
+        body = dict(cluster.call("GET", f"/_search/pipeline/{name}")[name])
+    except NotFound:
+        raise ConfigError(f"--extend-pipeline {name}: there is no search pipeline of that name") from None
+    if any("rerank" in p or "ml_inference" in p for p in body.get("response_processors") or []):
+        raise ConfigError(
+            f"--extend-pipeline {name}: that pipeline already reranks (a rerank or ml_inference response processor); "
+            "extend one without it, or use it as it is"
+        )
+    return body
 
 
 def set_up_pipeline(
@@ -158,11 +193,13 @@ def set_up_pipeline(
     document_fields: tuple[str, ...],
     description: str,
     name: str | None = None,
+    phase: dict[str, Any] | None = None,
 ) -> Found:
-    """Render the pipeline for ``model_id`` and create, keep or update it (``name``: else the section's)."""
-    return ensure_pipeline(
-        cluster, name or options.name, render_pipeline(options, model_id, document_fields, description)
-    )
+    """Render the pipeline for ``model_id`` and create, keep or update it (``name``: else the section's); with
+    ``options.extend``, around the processors of the pipeline it extends."""
+    theirs = their_pipeline(cluster, options.extend) if options.extend else None
+    body = render_pipeline(options, model_id, document_fields, description, phase=phase, theirs=theirs)
+    return ensure_pipeline(cluster, name or options.name, body)
 
 
 def ensure_pipeline(cluster: Cluster, name: str, body: dict[str, Any]) -> Found:

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
+from .embedding import Embedding
 from .errors import ConfigError, NotFound, OpenSearchError, OsRerankError
+from .first_stage import phase_processor
 from .ingest import create_index as create_index_
-from .ingest import delete_index, owned_by_kit
+from .ingest import delete_index, knn_field, owned_by_kit
 from .launcher import LocalOpenSearch
 from .ml_commons import MLCommons
 from .opensearch import Cluster, connect
-from .pipeline import delete_pipeline, set_up_pipeline
+from .pipeline import delete_pipeline, set_up_pipeline, their_pipeline
 from .records import forget, remember
-from .search import SearchResult, search
+from .search import SearchResult, application_request, search
 from .settings import Settings
 from .targets import Target, get_target
 from .types import Found, Progress, quiet
@@ -100,28 +103,57 @@ class Reranker:
         object is found by name and reused. ``create_index``: True creates a missing index (empty, text
         mappings for the document fields), False refuses one; None (eval, the demo: they load their own)
         does not look."""
+        s = self.settings
         self.target.check()
+        embedding = self.embedding
+        if embedding is not None:
+            embedding.check()
+            if len(s.index.document_fields) != 1:
+                raise ConfigError(
+                    f"--first-stage {s.first_stage.kind} embeds one field, not {', '.join(s.index.document_fields)}: "
+                    "join them into one (osrerank index load --combine title,text) and pass it as --document-fields"
+                )
         result = SetupResult()
-        step = "cluster"
+        # what can be checked before anything is made: the line, the pipeline it extends, the index's vectors
+        ml = MLCommons(self.cluster(start=True))
+        phase = self._phase(ml.cluster)
+        if s.pipeline.extend:
+            their_pipeline(ml.cluster, s.pipeline.extend)
+        if embedding is not None:
+            embedding.check_index(ml.cluster, s.index, create_index)
+        step = "index"
         try:
-            ml = MLCommons(self.cluster(start=True))
             if create_index is not None:
-                step = "index"
                 self._ensure_index(ml.cluster, create=create_index, steps=result.steps)
             step = "model server"
             result.steps.update(self.target.prepare())  # before the objects in the cluster: a refusal leaves none
+            if embedding is not None:
+                step = "embedding server"
+                result.steps.update(embedding.prepare())
             step = "model group"
             result.steps["model group"] = ml.ensure_model_group(self.settings.group_name)
+            if embedding is not None:
+                step = "embedding model"
+                found = result.steps["embedding model"] = embedding.setup_model(ml, result.steps["model group"].id)
+                step = "ingest pipeline"
+                result.steps["ingest pipeline"] = embedding.ensure_ingest(
+                    ml.cluster, found.id, s.index.document_fields[0]
+                )
+                step = "index"
+                made = embedding.ensure_index(ml.cluster, s.index, create_index)
+                if made:
+                    result.steps["index"] = made
             step = "model"
             result.steps.update(self.target.setup_model(ml, result.steps["model group"].id))
             step = "smoke check"
             self.progress("smoke check: one prediction through the cluster")
             self._smoke_check(ml, result.model_id)
             step = "pipeline"
-            s = self.settings
             description = f"osrerank: rerank {', '.join(s.index.document_fields)} with {s.model.path}"
-            found = set_up_pipeline(ml.cluster, s.pipeline, result.model_id, s.index.document_fields, description)
-            result.steps["pipeline"] = found
+            fields = s.index.document_fields
+            result.steps["pipeline"] = set_up_pipeline(
+                ml.cluster, s.pipeline, result.model_id, fields, description, phase=phase
+            )
         except OsRerankError as exc:
             done = ", ".join(f"{name} {found.id} ({found.action})" for name, found in result.steps.items())
             exc.args = (
@@ -133,10 +165,24 @@ class Reranker:
         remember(s.pipeline.name, s.recordable(), {step: found.id for step, found in result.steps.items()})
         return result
 
+    @cached_property
+    def embedding(self) -> Embedding | None:
+        """The first stage's embedding model, when it has one (neural, hybrid)."""
+        return Embedding(self.settings, self.progress) if self.settings.first_stage.embeds else None
+
+    def _phase(self, cluster: Cluster) -> dict[str, Any] | None:
+        """The hybrid first stage's phase-results processor, as this cluster's line takes it."""
+        if self.settings.first_stage.kind != "hybrid":
+            return None
+        try:
+            return phase_processor(self.settings.first_stage, cluster.version)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
     def _ensure_index(self, cluster: Cluster, *, create: bool, steps: dict[str, Found]) -> None:
         index = self.settings.index
-        if cluster.exists(f"/{index.name}"):
-            return
+        if cluster.exists(f"/{index.name}") or (create and self.embedding is not None):
+            return  # an index to make with a vector field is made once the ingest pipeline exists
         if not create:
             fields = ", ".join(index.document_fields)
             raise ConfigError(
@@ -175,7 +221,36 @@ class Reranker:
 
     def search(self, query: str, **options: object) -> SearchResult:
         options.setdefault("timeout", self.settings.connector.timeout_s + 5)
+        if self.embedding is not None:
+            options.setdefault("embedding_model_id", self.embedding_model_id())
         return search(self.cluster(), self.settings, query, **options)  # type: ignore[arg-type]
+
+    def application_request(self, query: str, size: int = 10) -> tuple[str, dict[str, Any]]:
+        """The plain ``_search`` (path, body) an application sends for this search through the pipeline."""
+        model_id = self.embedding_model_id() if self.embedding is not None else None
+        return application_request(self.settings, query, size, model_id)
+
+    def vector_index(self) -> dict[str, Any]:
+        """What a new index needs for this setup's first stage: its vector field and ingest pipeline (setup made
+        the pipeline; refused until it has)."""
+        assert self.embedding is not None
+        if not self.cluster().exists(f"/_ingest/pipeline/{self.embedding.ingest_pipeline}"):
+            raise ConfigError(
+                f"no ingest pipeline {self.embedding.ingest_pipeline} yet: run osrerank setup --first-stage "
+                f"{self.settings.first_stage.kind} first, so documents are embedded as they are loaded"
+            )
+        field = self.settings.first_stage.vector_field
+        return {"vectors": {field: knn_field(self.embedding.dimension())}, "pipeline": self.embedding.ingest_pipeline}
+
+    def embedding_model_id(self) -> str:
+        """The first stage's embedding model setup deployed (found by name)."""
+        found = self.embedding.find_model(self.ml()) if self.embedding else None
+        if found is None:
+            raise ConfigError(
+                f"no embedding model {self.settings.name}-embedding on the cluster: run `osrerank setup` with "
+                f"--first-stage {self.settings.first_stage.kind} first"
+            )
+        return found
 
     # ----------------------------------------------------------------- teardown
     def teardown(self, *, keep_index: bool = False, dry_run: bool = False) -> list[str]:
@@ -191,6 +266,7 @@ class Reranker:
                 if cluster.exists(f"/_search/pipeline/{pipeline}") if dry_run else delete_pipeline(cluster, pipeline):
                     done.append(f"pipeline {pipeline}")
         done += self.target.teardown(ml, dry_run=dry_run)
+        done += Embedding(s, self.progress).teardown(ml, dry_run=dry_run)  # by name, whatever the first stage now
         if ml is not None:
             for group in ml.find_model_groups(s.group_name):
                 if dry_run or ml.delete_model_group(group["id"]):

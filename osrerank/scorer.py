@@ -118,6 +118,7 @@ class PairScorer:
         self.folder, self.options, self.mode = folder, options, mode
         self.activation, self.batch_size = options.activation, options.batch_size
         self.kind: ModelKind = KINDS[options.kind](folder)
+        self.kind.check_kit()
         self.decision = Decision(mode, "asked for")
         self.onnx_file = self.kind.graph()
         limits = [*self.kind.limits(), *([options.max_length] if options.max_length else [])]
@@ -155,6 +156,12 @@ class PairScorer:
         """Scores after this scorer's activation (a bi-encoder's cosines are never squashed)."""
         raw = self.score(pairs).values
         return activate(raw, self.activation) if self.squashed else raw
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One L2-normalized embedding per text (a model kind that makes embeddings: the bi-encoder)."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return self.kind.embed(self.tokenizer, self._forward, texts, self.max_length * MAX_CHARS_PER_TOKEN)
 
     def count_tokens(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
         return [int(n) for n in self.encode(pairs).tokens]

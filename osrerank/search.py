@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError, NotFound, OpenSearchError
+from .first_stage import first_stage_query
 from .opensearch import Cluster
 from .settings import Settings
 
-__all__ = ["Hit", "SearchResult", "search", "search_body"]
+__all__ = ["Hit", "SearchResult", "application_request", "search", "search_body"]
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,14 @@ def search_body(
     match_all: bool = False,
     query_text_path: str | None = None,
     source: list[str] | None = None,
+    first_stage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A BM25 request over ``fields`` (``match_all`` when asked or without a query) for ``size`` hits,
-    with the rerank query context unless ``rerank`` is False."""
+    """A request for ``size`` hits retrieved by ``first_stage`` (a query from first_stage.py), else by BM25 over
+    ``fields`` (``match_all`` when asked or without a query), with the rerank query context unless ``rerank``
+    is False."""
     first = {"match_all": {}} if match_all or not query else {"multi_match": {"query": query, "fields": list(fields)}}
+    if first_stage is not None and query and not match_all:
+        first = first_stage
     body: dict[str, Any] = {"query": first, "size": size}
     if source is not None:
         body["_source"] = source
@@ -102,6 +107,19 @@ def search_body(
         context = {"query_text_path": query_text_path} if query_text_path else {"query_text": query or ""}
         body["ext"] = {"rerank": {"query_context": context}}
     return body
+
+
+def application_request(
+    settings: Settings, query: str, size: int, embedding_model_id: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The plain ``_search`` an application sends for ``size`` reranked hits (path with the pipeline, body): the
+    pipeline's window enlarges the first stage by itself, and a neural query asks for enough neighbours."""
+    fields, window = settings.index.document_fields, settings.pipeline.window
+    retrieve = first_stage_query(
+        settings.first_stage, query, fields, hits=size, embedding_model_id=embedding_model_id, window=window
+    )
+    path = f"/{settings.index.name}/_search?search_pipeline={settings.pipeline.name}"
+    return path, search_body(query, fields, size, first_stage=retrieve)
 
 
 def search(
@@ -117,6 +135,7 @@ def search(
     pipeline: str | None = None,
     timeout: float | None = None,
     blend_weight: float | None = None,
+    embedding_model_id: str | None = None,
 ) -> SearchResult:
     """Rerank the top ``top_k`` BM25 hits (default: ``size``; the pipeline's rank window applies too) and return
     the best ``size``. With ``blend_weight``, hits are ordered by that share of the normalised BM25 score
@@ -126,11 +145,19 @@ def search(
     if any("." in f for f in fields) and cluster.version < (3, 6, 0):
         warnings.warn(
             f"document_fields {fields} has a dotted path; OpenSearch "
-            f"{'.'.join(map(str, cluster.version))} reranks such fields on empty text (fixed in 3.6)",
+            f"{'.'.join(map(str, cluster.version))} reads such fields from _source as empty text (fixed in 3.6): a "
+            "search answers 400 unless it asks for them in fields",
             stacklevel=2,
         )
     k = max(top_k or size, size, window or 0) if blend_weight is not None else max(top_k or size, size)
-    body = search_body(query, fields, k, match_all=match_all, query_text_path=query_text_path)
+    first = settings.first_stage
+    if blend_weight is not None and first.kind == "hybrid":
+        raise ConfigError(
+            "--blend needs the first stage's own scores, and a hybrid query answers them only through its "
+            "normalization processor: blend with a bm25 or neural first stage"
+        )
+    retrieve = first_stage_query(first, query, fields, hits=k, embedding_model_id=embedding_model_id, window=window)
+    body = search_body(query, fields, k, match_all=match_all, query_text_path=query_text_path, first_stage=retrieve)
     pipeline = pipeline or settings.pipeline.name
     params = {"search_pipeline": pipeline}
     fails_open = _fails_open(cluster, pipeline)
@@ -146,7 +173,7 @@ def search(
     raw.pop("processor_results", None)  # copies of every hit, twice: not for the caller
     hits = [Hit(h["_id"], float(h["_score"]), h.get("_source", {})) for h in raw["hits"]["hits"]]
     if blend_weight is not None and reranked:
-        plain = search_body(query, fields, k, rerank=False, match_all=match_all)
+        plain = {k_: v for k_, v in body.items() if k_ != "ext"}
         first_stage = cluster.call("POST", f"/{settings.index.name}/_search", plain, timeout=timeout)
         bm25 = {h["_id"]: float(h["_score"]) for h in first_stage["hits"]["hits"]}
         blended = blend(bm25, {h.id: h.score for h in hits}, blend_weight)

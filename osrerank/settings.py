@@ -5,7 +5,9 @@ beside the code that uses it.
     cluster             opensearch.py: ClusterOptions (URL, credentials, the local cluster's version and shape)
     model               scorer.py: ModelOptions (folder or hub id, kind, activation, precision, max length...)
     index               ingest.py: IndexOptions (the index searched, the fields reranked)
-    pipeline            pipeline.py: PipelineOptions (its name, rank window, fail-open, long documents, batch cap)
+    pipeline            pipeline.py: PipelineOptions (its name, rank window, fail-open, long documents, batch cap,
+                        a pipeline of yours to extend)
+    first_stage         first_stage.py: FirstStageOptions (bm25, neural or hybrid; the embedding model)
     connector           connector.py: ConnectorOptions (template, endpoint URL, SigV4 region, timeout)
     targets.<name>      each target's own ``Options`` (targets/standin.py: the server; targets/sagemaker.py ...)
 
@@ -29,6 +31,7 @@ from . import records
 from .config import sources
 from .config.section import Section, setting
 from .connector import ConnectorOptions
+from .first_stage import FirstStageOptions
 from .ingest import IndexOptions
 from .opensearch import ClusterOptions
 from .pipeline import PipelineOptions
@@ -58,6 +61,7 @@ class Settings(Section):
     model: ModelOptions = Field(default_factory=ModelOptions)
     index: IndexOptions = Field(default_factory=IndexOptions)
     pipeline: PipelineOptions = Field(default_factory=PipelineOptions)
+    first_stage: FirstStageOptions = Field(default_factory=FirstStageOptions)
     connector: ConnectorOptions = Field(default_factory=ConnectorOptions)
     targets: TargetSections = Field(default_factory=TargetSections)  # type: ignore[valid-type]
 

@@ -49,6 +49,8 @@ class ConnectorTemplate:
     standin_path: str | None = None
     #: whether the API refuses a call without its credential (Cohere's); else a bearer token is optional
     auth_required: bool = False
+    #: what the model behind it does: reranks (the rerank pipeline's connectors) or embeds (a neural first stage's)
+    purpose: Literal["rerank", "embedding"] = "rerank"
     #: whether the API can return raw logits (activation none); hosted rerank APIs give relevance in [0, 1]
     raw_scores: bool = True
 
@@ -65,11 +67,12 @@ def _env(folder: Folder) -> jinja2.Environment:
     )
 
 
-def list_templates(folder: Folder) -> list[str]:
-    """Template names (file names without ``.json.j2``) in a folder."""
-    return sorted(
+def list_templates(folder: Folder, purpose: str | None = None) -> list[str]:
+    """Template names (file names without ``.json.j2``) in a folder; of connectors, those of one ``purpose``."""
+    names = sorted(
         p.name[: -len(SUFFIX)] for p in resources.files(f"osrerank.{folder}").iterdir() if p.name.endswith(SUFFIX)
     )
+    return [n for n in names if purpose is None or connector_template(n).purpose == purpose]
 
 
 def _checked(folder: Folder, name: str) -> str:

@@ -38,7 +38,7 @@ out = Console()
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 #: What the commands that deploy or use a deployment offer: every section.
-EVERY = ("name", "target", "cluster", "model", "index", "pipeline", "connector", "targets")
+EVERY = ("name", "target", "cluster", "model", "index", "pipeline", "first_stage", "connector", "targets")
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,30 +80,34 @@ def _option(leaf: Leaf) -> Decorator:
     if default is PydanticUndefined or default in (None, "", ()) or "[default" in help_text:
         shown = ""
     else:
-        shown = f" [default: {','.join(default) if isinstance(default, tuple) else default}]"
+        shown = f" [default: {','.join(map(str, default)) if isinstance(default, tuple) else default}]"
     if info.annotation is bool:
         name = flag.removeprefix("--")
         return click.option(f"--{name}/--no-{name}", _dest(leaf), default=None, help=help_text + shown)
     return click.option(flag, _dest(leaf), type=_click_type(info.annotation), default=None, help=help_text + shown)
 
 
-def _offered(selectors: tuple[str, ...]) -> list[Leaf]:
+def _offered(selectors: tuple[str, ...], exclude: tuple[str, ...] = ()) -> list[Leaf]:
     """The settings a command offers as flags: every one under each selector (a section, a root field or one
-    setting, by its dotted path)."""
+    setting, by its dotted path), but those ``exclude`` names."""
     chosen = []
     for leaf in leaves(Settings):
-        if leaf.flag and any(leaf.dotted == s or leaf.dotted.startswith(s + ".") for s in selectors):
+        if (
+            leaf.flag
+            and leaf.dotted not in exclude
+            and any(leaf.dotted == s or leaf.dotted.startswith(s + ".") for s in selectors)
+        ):
             chosen.append(leaf)
     return chosen
 
 
-def settings_options(*selectors: str) -> Decorator:
-    """Flags for the settings under ``selectors`` (plus --config); unset flags fall through to OSRERANK_*
-    variables and the config file."""
+def settings_options(*selectors: str, exclude: tuple[str, ...] = ()) -> Decorator:
+    """Flags for the settings under ``selectors`` (plus --config), but those ``exclude`` names (a command that
+    takes the flag in a form of its own); unset flags fall through to OSRERANK_* variables and the config file."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         options = [click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML settings file.")]
-        options += [_option(leaf) for leaf in _offered(selectors)]
+        options += [_option(leaf) for leaf in _offered(selectors, exclude)]
         for option in reversed(options):
             fn = option(fn)
         return fn

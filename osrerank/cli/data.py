@@ -33,10 +33,12 @@ def index() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--recreate", is_flag=True, help="Delete and recreate the index first.")
 @click.option("--combine", help="Also index these fields joined with '. ' as rerank_text (then rerank on rerank_text).")
-@settings_options("cluster", "index")
+@settings_options("cluster", "index", "first_stage")
 @friendly_errors
 def index_load(file: Path, recreate: bool, combine: str | None, **kwargs: Any) -> None:
-    """Bulk-load a JSONL file (one document per line; BEIR corpus.jsonl works: _id, title, text).
+    """Bulk-load a JSONL file (one document per line; BEIR corpus.jsonl works: _id, title, text). After a setup
+    with a neural or hybrid first stage (its record), a new index gets the vector field and every document is
+    embedded on the way in.
 
     The rerank processor joins several document_fields with no separator ("Title"+"Body" ->
     "TitleBody"); --combine title,text builds one rerank_text field with a separator instead.
@@ -45,14 +47,16 @@ def index_load(file: Path, recreate: bool, combine: str | None, **kwargs: Any) -
     Example:
         osrerank index load corpus.jsonl --index scifact --combine title,text --document-fields rerank_text
     """
-    settings = resolve_settings(kwargs)
+    settings = resolve_settings(kwargs, from_record=True)
     parts = [f.strip() for f in combine.split(",") if f.strip()] if combine else []
-    cluster = Reranker(settings, progress).cluster(start=True)
+    reranker = Reranker(settings, progress)
+    cluster = reranker.cluster(start=True)
+    vectors = reranker.vector_index() if settings.first_stage.embeds else {}
     with Progress(console=console) as bar:
         task = bar.add_task(f"indexing into {settings.index.name}", total=count_lines(file))
         n = load_jsonl(
             cluster, settings.index.name, file, text_fields=settings.index.document_fields, combine=parts,
-            recreate=recreate, on_progress=lambda k: bar.advance(task, k),
+            recreate=recreate, on_progress=lambda k: bar.advance(task, k), **vectors,
         )  # fmt: skip
     out.print(f"indexed {n} documents into {settings.index.name}")
 

@@ -12,7 +12,7 @@ import click
 from rich.progress import Progress
 from rich.table import Table
 
-from ..eval import MEASURES, EvalResult, run_eval, run_windows
+from ..eval import MEASURES, EvalResult, prepare_stages, run_eval, run_windows
 from ..eval_report import write_results, write_windows
 from ..reranker import Reranker
 from .common import CONTEXT, EVERY, console, friendly_errors, out, progress, resolve_settings, settings_options
@@ -48,6 +48,14 @@ def bars() -> Iterator[Callable[[str, int, int], None]]:
         yield tick
 
 
+def _stages(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    stages = tuple(s.strip() for s in value.split(",") if s.strip())
+    unknown = [s for s in stages if s not in ("bm25", "neural", "hybrid")]
+    if unknown or not stages:
+        raise click.BadParameter(f"{', '.join(unknown) or 'nothing'}: give bm25, neural and/or hybrid, comma-separated")
+    return stages
+
+
 def print_result(result: EvalResult, top_k: int) -> None:
     table = Table(title=f"{Path(result.dataset).name}: {result.queries} queries, top-{top_k}, {result.wall_s:.0f} s")
     for column in ("arm", *MEASURES, "p50 ms", "p95 ms"):
@@ -70,26 +78,40 @@ def print_result(result: EvalResult, top_k: int) -> None:
               "(e.g. 10,20,50,100), charting nDCG@10 against latency (windows.png).")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-results"),
               show_default=True, help="Folder for results.json, the runs and the charts.")  # fmt: skip
-@settings_options(*EVERY)
+@click.option("--first-stage", "first_stages", default="bm25", show_default=True, callback=_stages,
+              help="First stages to compare, each alone and + rerank: bm25, neural, hybrid (comma-separated; neural "
+              "and hybrid need --embedding-model).")  # fmt: skip
+@settings_options(*EVERY, exclude=("first_stage.kind",))
 @friendly_errors
 def evaluate(
-    dataset: Path, split: str, top_k: int, max_queries: int | None, windows: str | None, out_dir: Path, **kwargs: Any
+    dataset: Path,
+    split: str,
+    top_k: int,
+    max_queries: int | None,
+    windows: str | None,
+    out_dir: Path,
+    first_stages: tuple[str, ...],
+    **kwargs: Any,
 ) -> None:
-    """BM25 vs BM25 + rerank (and blends of the two) on a BEIR dataset: nDCG@10, MRR@10, Recall@100, latency.
+    """First stages alone vs + rerank (and blends with BM25) on a BEIR dataset: nDCG@10, MRR@10, Recall@100,
+    latency.
 
-    Sets up the model first (idempotent), indexes the corpus once (title + text), runs every judged
-    query through both arms, and writes OUT/results.json, OUT/<arm>.run and OUT/results.png.
+    Sets up the model first (idempotent), indexes the corpus once (title + text, and its embeddings for neural
+    and hybrid), runs every judged query through every arm, and writes OUT/results.json, OUT/<arm>.run and
+    OUT/results.png.
 
     \b
     Example:
-        osrerank eval --dataset ../shared/data/beir/scifact --model DIR --kind bi-encoder --top-k 100
+        osrerank eval --dataset ../shared/data/beir/scifact --model DIR --top-k 100
+        osrerank eval --dataset ../shared/data/beir/scifact --first-stage bm25,neural,hybrid --embedding-model DIR
     """
     settings = resolve_settings(kwargs, from_record=True)
     reranker = Reranker(settings, progress)
     model_id = reranker.setup().model_id
+    stages = prepare_stages(reranker.ml(), settings, first_stages, progress)
     with bars() as tick:
         result = run_eval(reranker.cluster(), settings, model_id, dataset, split=split, top_k=top_k,
-                          max_queries=max_queries, progress=tick)  # fmt: skip
+                          max_queries=max_queries, progress=tick, stages=stages)  # fmt: skip
     print_result(result, top_k)
     json_path, png_path = write_results(result, out_dir)
     out.print(f"wrote {json_path}, the runs and {png_path}")

@@ -11,7 +11,7 @@ from ..reranker import Reranker
 from .common import CONTEXT, friendly_errors, out, print_hits, resolve_settings, settings_options
 
 #: What finds the model and the pipeline setup made: the names, the target, the model, the cluster.
-QUERYING = ("name", "target", "cluster", "model", "index", "pipeline.name", "connector")
+QUERYING = ("name", "target", "cluster", "model", "index", "pipeline.name", "connector", "first_stage")
 
 
 @click.command(context_settings=CONTEXT)
@@ -53,22 +53,30 @@ def _at_least_one(ctx: click.Context, param: click.Parameter, value: int | None)
     help="Order by this share of the normalised BM25 score plus the rest of the model's (0: pure rerank).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the raw OpenSearch response.")
+@click.option(
+    "--show-body", is_flag=True, help="Print the plain _search request an application sends for this; send nothing."
+)
 @settings_options(*QUERYING)
 @friendly_errors
-def search(query: str, size: int, top_k: int | None, as_json: bool, **kwargs: Any) -> None:
+def search(query: str, size: int, top_k: int | None, as_json: bool, show_body: bool, **kwargs: Any) -> None:
     """Search the index with BM25 and rerank the top --top-k hits with the cross-encoder (a pipeline with a
     rank window reranks its window whatever --top-k says). Starts from what setup recorded for the pipeline
-    (--pipeline, else the latest setup): its index, fields and model.
+    (--pipeline, else the latest setup): its index, fields, model and first stage (bm25, neural or hybrid).
 
     \b
     Example:
         osrerank search "What is the capital of the United States?" --top-k 50 --size 5
+        osrerank search "vitamin D and birth weight" --show-body
     """
     if top_k is not None and top_k < size:
         raise click.BadParameter(
             f"--top-k {top_k} is smaller than --size {size}: it must be >= --size", param_hint="--top-k"
         )
     settings = resolve_settings(kwargs, from_record=True)
+    if show_body:
+        path, body = Reranker(settings).application_request(query, size)
+        click.echo(f"POST {path}\n{json.dumps(body, indent=2, ensure_ascii=False)}")
+        return
     result = Reranker(settings).search(query, size=size, top_k=top_k, **kwargs)
     if as_json:
         click.echo(json.dumps(result.raw, indent=2, ensure_ascii=False))

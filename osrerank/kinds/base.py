@@ -61,6 +61,8 @@ class ModelKind(ABC):
     targets: ClassVar[frozenset[str]]
     #: Whether the score activation (sigmoid) applies to its raw value (a bi-encoder's cosine stays as it is).
     squashed: ClassVar[bool] = True
+    #: Whether it makes embeddings (``embed``): what a neural first stage needs of a model.
+    embeds: ClassVar[bool] = False
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -69,6 +71,9 @@ class ModelKind(ABC):
 
     def check(self) -> None:  # noqa: B027 (a kind that accepts every folder has nothing to add)
         """Refuse a folder that is not this kind (ModelLoadError naming what it is)."""
+
+    def check_kit(self) -> None:  # noqa: B027 (most kinds: whatever loads, the scorer runs)
+        """Refuse a folder the kit's own scorer cannot run as its files say (ModelLoadError with the way out)."""
 
     @property
     def architectures(self) -> list[str]:
@@ -116,6 +121,10 @@ class ModelKind(ABC):
     @abstractmethod
     def score(self, forward: Forward, items: Sequence[Any]) -> np.ndarray:
         """Raw scores (float64, input order) of encoded pairs."""
+
+    def embed(self, tokenizer: Any, forward: Forward, texts: Sequence[str], cap: int) -> np.ndarray:
+        """One embedding per text, in order (kinds that make embeddings)."""
+        raise ModelLoadError(f"{self.folder} is a {self.name}, which makes no embeddings: pass an embedding model")
 
     @abstractmethod
     def export(self, folder: Path, target: Path) -> Path:

@@ -22,6 +22,7 @@ class BiEncoder(ModelKind):
     summary = "query and document embedded apart, the cosine of their mean-pooled embeddings"
     targets = frozenset({"standin"})
     squashed = False
+    embeds = True
 
     def check(self) -> None:
         if self.has_classifier:
@@ -29,6 +30,38 @@ class BiEncoder(ModelKind):
                 f"{self.folder} is a {', '.join(self.architectures)}: a cross-encoder, which scores a query and a "
                 "document together. Pass --kind cross-encoder (the default), or an embedding model's folder"
             )
+
+    def check_kit(self) -> None:
+        if self.pooling != "MEAN":
+            raise ModelLoadError(
+                f"{self.folder} pools its embeddings by {self.pooling}: the kit's scorer pools by mean only. Use "
+                "--embedding-target opensearch (ml-commons pools as the folder says)"
+            )
+
+    @property
+    def pooling(self) -> str:
+        """ml-commons' name of the folder's pooling (sentence-transformers' 1_Pooling/config.json; mean without)."""
+        config = read_json(self.folder / "1_Pooling" / "config.json")
+        for key, name in (("cls_token", "CLS"), ("max_tokens", "MAX"), ("mean_sqrt_len_tokens", "MEAN_SQRT_LEN")):
+            if config.get(f"pooling_mode_{key}"):
+                return name
+        return "MEAN"
+
+    @property
+    def normalized(self) -> bool:
+        """Whether sentence-transformers normalizes its embeddings (a Normalize module)."""
+        modules = self.folder / "modules.json"
+        return modules.exists() and "Normalize" in modules.read_text()
+
+    @property
+    def dimension(self) -> int:
+        pooling = read_json(self.folder / "1_Pooling" / "config.json")
+        return int(pooling.get("word_embedding_dimension") or self.config["hidden_size"])
+
+    def embed(self, tokenizer: Any, forward: Forward, texts: Sequence[str], cap: int) -> np.ndarray:
+        """Mean-pooled, L2-normalized embeddings (what all-MiniLM-L6-v2 makes with its Normalize module)."""
+        vectors = forward(tokenizer.encode_batch([t[:cap] for t in texts]))
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def limits(self) -> list[int]:
         # sentence-transformers truncates to its own, often shorter, limit

@@ -10,6 +10,8 @@ Routes (all JSON):
                                             by its body ({"queries","sources"}), Bedrock Agent Runtime Rerank,
                                             whose path it is too (also served at /bedrock/rerank)
     POST /v1/rerank, /v2/rerank             Cohere: {"query","documents"} -> {"results": [{"index","relevance_score"}]}
+    POST /embed                             TEI: {"inputs": [...]} -> one normalized embedding per text (an
+                                            embedding model, --kind bi-encoder: a neural first stage's)
     POST /model/{id}/invoke                 Bedrock InvokeModel (amazon.rerank-v1:0, cohere.rerank-v3-5:0):
                                             {"query","documents"} -> {"results": [{"index","relevance_score"}]}
     GET  /metrics                           Prometheus text counters (never authenticated)
@@ -54,6 +56,7 @@ from .payloads import (
     ServerError,
     bedrock_pairs,
     cohere_pairs,
+    embed_texts,
     invoke_pairs,
     read_json,
     rerank_pairs,
@@ -109,8 +112,9 @@ class Handlers:
             i = int(np.argmax(encoded.truncated))
             raise ServerError(
                 "validation",
-                f"input pair {i} is longer than the model's maximum of {self.scorer.max_length} tokens; "
-                'send "parameters": {"truncation": true} to truncate',
+                f"input pair {i} is longer than the model's maximum of {self.scorer.max_length} tokens; send "
+                + ('"truncate": true' if route == "rerank" else '"parameters": {"truncation": true}')
+                + " to truncate",
             )
         scoring = asyncio.ensure_future(self.batcher.score(encoded))
         gone = asyncio.ensure_future(_disconnected(request))
@@ -181,6 +185,18 @@ class Handlers:
         values = await self._score("invoke", request, asked)
         order = sorted(range(len(values)), key=lambda i: -values[i])[:top_n]
         return JSONResponse({"results": [{"index": i, "relevance_score": _short(values[i])} for i in order]})
+
+    async def embed(self, request: Request) -> Response:
+        texts = embed_texts(await read_json(request), self.limit)
+        if not self.scorer.kind.embeds:
+            raise ServerError(
+                "validation", f"this stand-in serves a {self.scorer.kind.name}, which makes no embeddings"
+            )
+        try:
+            vectors = await asyncio.to_thread(self.scorer.embed, texts)
+        except ScoringError as exc:
+            raise ServerError("backend", str(exc)) from exc
+        return JSONResponse([[float(x) for x in v] for v in vectors])
 
     async def not_found(self, request: Request) -> Response:
         raise ServerError("not_found", f"no route {request.method} {request.url.path} on this stand-in (see /ping)")
@@ -302,6 +318,7 @@ def create_app(
         Route("/v{version:int}/rerank", h("cohere", handlers.cohere), methods=["POST"]),
         Route("/bedrock/rerank", h("bedrock", handlers.bedrock), methods=["POST"]),
         Route("/model/{model_id:path}/invoke", h("invoke", handlers.invoke), methods=["POST"]),
+        Route("/embed", h("embed", handlers.embed), methods=["POST"]),
         Route("/metrics", h("metrics", handlers.metrics)),
         Route("/_osrerank/received", h("received", handlers.received_texts), methods=["GET", "DELETE"]),
     ]

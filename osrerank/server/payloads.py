@@ -24,6 +24,7 @@ __all__ = [
     "ServerError",
     "bedrock_pairs",
     "cohere_pairs",
+    "embed_texts",
     "invoke_pairs",
     "read_json",
     "rerank_pairs",
@@ -213,6 +214,19 @@ def cohere_pairs(body: Any, version: int, limit: int | None = None) -> tuple[Pai
     if not isinstance(top_n, int) or top_n < 1:
         raise ServerError("validation", '"top_n" must be a positive integer')
     return Pairs([(query, d) for d in docs], True, "sigmoid"), top_n, bool(body.get("return_documents"))
+
+
+def embed_texts(body: Any, limit: int | None = None) -> list[str]:
+    """TEI's /embed body {"inputs": str | [str], "normalize"?, "truncate"?}: the texts to embed (always
+    normalized and cut to the model's limit, as TEI does by default for a sentence-transformers model)."""
+    inputs = body.get("inputs") if isinstance(body, dict) else None
+    texts = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(texts, list):
+        raise ServerError("validation", 'body must be an object {"inputs": "text" | ["text", ...]}')
+    if not texts:
+        raise ServerError("empty", "`inputs` cannot be empty")
+    check_count(len(texts), limit)
+    return [text(t, f"inputs[{i}]") for i, t in enumerate(texts)]
 
 
 def invoke_pairs(body: Any, limit: int | None = None) -> tuple[Pairs, int]:

@@ -27,7 +27,7 @@ from ..opensearch import ClusterOptions
 from ..pipeline import PipelineOptions
 from ..precision import Host, refusal
 from ..scorer import ModelOptions
-from ..templates import connector_template
+from ..templates import connector_template, list_templates
 from ..types import Credentials, Found, Progress, quiet
 from .local_secrets import local_secrets
 
@@ -157,7 +157,12 @@ class RemoteTarget(Target):
         return "kit" if self.runs_kit_scorer and not self.settings.connector.endpoint_url else "other"
 
     def check_target(self) -> None:
-        connector_template(self.template)  # an unknown name fails here, listing the known ones
+        info = connector_template(self.template)  # an unknown name fails here, listing the known ones
+        if info.purpose != "rerank":
+            raise ConfigError(
+                f"template {self.template!r} is for an {info.purpose} model; the reranker's: "
+                f"{', '.join(list_templates('connectors', 'rerank'))}"
+            )
         if not self.settings.connector.endpoint_url:
             self.check_server()
 

@@ -13,7 +13,6 @@ gets that input declared, unused, because ml-commons before 3.9 always feeds it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import zipfile
@@ -27,9 +26,8 @@ from ..scorer import ModelOptions, load_scorer
 from ..types import Found, Progress, quiet
 from .base import Target
 
-__all__ = ["CHUNK_BYTES", "InClusterTarget", "package_model"]
+__all__ = ["InClusterTarget", "package_model"]
 
-CHUNK_BYTES = 9 * 1024 * 1024  # ml-commons refuses chunks of 10 MB or more
 FUNCTION = "TEXT_SIMILARITY"
 
 
@@ -143,59 +141,15 @@ class InClusterTarget(Target):
         self.prepare()
         assert self._package is not None
         data, config = self._package
-        digest = hashlib.sha256(data).hexdigest()
-        for existing in ml.find_models(self.settings.model_name):
-            if existing.get("model_content_hash_value") != digest:
-                continue  # another model version of that name
-            if ml.model(existing["id"]).get("model_state") in (  # a GET: the search lags up to a refresh
-                "REGISTERED",
-                "DEPLOYED",
-                "DEPLOYING",
-                "PARTIALLY_DEPLOYED",
-                "DEPLOY_FAILED",
-            ):
-                self._deploy(ml, existing["id"])
-                return {"model": Found(existing["id"], "reused")}
-            ml.delete_model(existing["id"])  # an upload that stopped halfway: start again
-        chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
-        self.progress(f"registering {s.model_name} in the cluster: {len(data) / 1e6:.0f} MB in {len(chunks)} chunks")
-        model_id = ml.register_meta(
-            {
-                "name": self.settings.model_name,
-                "version": "1.0.0",
-                "description": f"osrerank: {s.model.path} ({s.model.activation})",
-                "model_format": "ONNX",
-                "function_name": FUNCTION,
-                "model_group_id": group_id,
-                "model_content_hash_value": digest,
-                "model_content_size_in_bytes": len(data),
-                "total_chunks": len(chunks),
-                "model_config": config,
-            }
-        )
-        for n, chunk in enumerate(chunks):
-            ml.upload_chunk(model_id, n, chunk)
-        self._deploy(ml, model_id)
-        return {"model": Found(model_id, "created")}
-
-    def _deploy(self, ml: MLCommons, model_id: str) -> None:
-        if ml.model(model_id).get("model_state") == "DEPLOYED":
-            return
-        self.progress("deploying the model inside the cluster")
-        try:
-            ml.deploy(model_id, timeout_s=300)
-        except OpenSearchError as exc:
-            if "publish.djl.ai" in str(exc):
-                raise OpenSearchError(
-                    f"deploying the in-cluster model {model_id} failed: DJL inside ml-commons wanted to download "
-                    "libtorch from publish.djl.ai and the node cannot reach it. The local 3.x node osrerank starts "
-                    "has it from Maven Central; OpenSearch 2.19 pins PyTorch 1.13.1, which is not there. Give the "
-                    "node internet access for the first deploy, or pre-fill its DJL cache (see the README)."
-                ) from exc
-            raise OpenSearchError(
-                f"deploying the in-cluster model {model_id} failed: {exc}. "
-                "The node log has the details (osrerank cluster status prints its location)."
-            ) from exc
+        meta = {
+            "name": s.model_name,
+            "function_name": FUNCTION,
+            "description": f"osrerank: {s.model.path} ({s.model.activation})",
+            "model_format": "ONNX",
+            "model_group_id": group_id,
+            "model_config": config,
+        }
+        return {"model": ml.ensure_local_model(meta, data, self.progress)}
 
     def find_model(self, ml: MLCommons) -> str | None:
         return next((str(m["id"]) for m in ml.find_models(self.settings.model_name, algorithm=FUNCTION)), None)

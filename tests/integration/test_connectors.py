@@ -36,7 +36,7 @@ EXTRA_NASTY = [
     "x" * 11000,
 ]
 #: Every connector template is tested; each needs an entry in ONE_SCORE_REPLIES below.
-TEMPLATES = list_templates("connectors")
+TEMPLATES = list_templates("connectors", "rerank")
 
 
 def url(server, template: str, name: str) -> str:

@@ -25,7 +25,8 @@ class FakeOpenSearch:
         self.objects: dict[str, dict[str, dict[str, Any]]] = {"connectors": {}, "models": {}, "model_groups": {}}
         self.tasks: dict[str, dict[str, Any]] = {}
         self.pipelines: dict[str, Any] = {}
-        self.indices: dict[str, Any] = {}  # name -> its body ({"mappings": ...}), as created
+        self.indices: dict[str, Any] = {}
+        self.ingest: dict[str, Any] = {}  # ingest pipelines by name  # name -> its body ({"mappings": ...}), as created
         self.calls: list[tuple[str, str]] = []
         # what _search still shows for an object before the index refreshes (a GET is realtime): {id: fields}
         self.unrefreshed: dict[str, dict[str, Any]] = {}
@@ -49,6 +50,9 @@ class FakeOpenSearch:
                 ("DELETE", r"/_search/pipeline/(?P<name>[^/]+)", self.delete_pipeline),
                 ("GET", r"/_cat/indices/(?P<pattern>[^/]+)", lambda body, pattern: []),
                 ("GET", r"/_cluster/health", lambda body: {"number_of_data_nodes": 1}),
+                ("GET", r"/_ingest/pipeline/(?P<name>[^/]+)", self.get_ingest),
+                ("PUT", r"/_ingest/pipeline/(?P<name>[^/]+)", self.put_ingest),
+                ("DELETE", r"/_ingest/pipeline/(?P<name>[^/]+)", self.delete_ingest),
                 ("GET", r"/(?P<index>[^_/][^/]*)/_mapping", self.mapping),
                 ("GET", r"/(?P<index>[^_/][^/]*)", self.index),
                 ("PUT", r"/(?P<index>[^_/][^/]*)", self.create_index),
@@ -66,6 +70,20 @@ class FakeOpenSearch:
 
     def missing(self, body: Any, **ids: str) -> Any:
         raise NotFoundError(404, "not_found", {"error": {"root_cause": [{"reason": f"no {ids}"}]}})
+
+    def get_ingest(self, body: Any, name: str) -> Any:
+        if name not in self.ingest:
+            self.missing(body, name=name)
+        return {name: self.ingest[name]}
+
+    def put_ingest(self, body: Any, name: str) -> Any:
+        self.ingest[name] = body
+        return {"acknowledged": True}
+
+    def delete_ingest(self, body: Any, name: str) -> Any:
+        self.get_ingest(body, name)
+        del self.ingest[name]
+        return {"acknowledged": True}
 
     def index(self, body: Any, index: str) -> Any:
         if index not in self.indices:

@@ -142,7 +142,7 @@ def test_the_old_window_flag_of_search_is_a_usage_error():
 def test_unknown_template_starts_nothing(tmp_path):
     result = osrerank("setup", "--template", "nosuch", "--opensearch-url", CLOSED)
     assert_one_line_error(
-        result, 1, "unknown connector template 'nosuch'", "sagemaker-hf-text-classification, tei-rerank"
+        result, 1, "unknown connector template 'nosuch'", "sagemaker-hf-text-classification, tei-embed, tei-rerank"
     )
     assert not (tmp_path / "cache" / "endpoint").exists()  # no stand-in was started
 

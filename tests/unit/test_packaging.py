@@ -28,6 +28,7 @@ URLS = {
     "tei-rerank": "http://127.0.0.1:8080/rerank",
     "torchserve-pairs": "http://127.0.0.1:8080/predictions/m",
 }
+EMBEDDING_URLS = {"tei-embed": "http://127.0.0.1:8080/embed"}
 
 
 SAGEMAKER = "sagemaker-hf-text-classification"
@@ -43,7 +44,9 @@ def pipeline(model_id, *, fields=("passage_text",), **options):
 
 
 def test_templates_are_package_data():
-    assert list_templates("connectors") == sorted(URLS)
+    assert list_templates("connectors", "rerank") == sorted(URLS)
+    assert list_templates("connectors", "embedding") == sorted(EMBEDDING_URLS)
+    assert list_templates("connectors") == sorted({**URLS, **EMBEDDING_URLS})
     assert list_templates("pipelines") == ["rerank"]
 
 
