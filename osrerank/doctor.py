@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import ModelLoadError, NotFound, OpenSearchError, OsRerankError
-from .kinds import KINDS
+from .kinds import KINDS, kind_of
 from .ml_commons import MLCommons
 from .model import check_model, onnx_path, read_json
 from .reranker import Reranker
@@ -97,7 +97,9 @@ def _model(c: Context) -> list[Finding]:
     if folder is None:
         return [Finding("model", "ok", f"{s.model.path} is a hub id (not downloaded by doctor)")]
     try:
-        kind = KINDS[s.model.kind](folder)  # refuses a folder that is not this kind (a bi-encoder as --model...)
+        kind = KINDS[kind_of(s.model.kind, folder)](
+            folder, s.model
+        )  # refuses a folder that is not this kind (a bi-encoder as --model...)
     except ModelLoadError as exc:
         return [Finding("model", "problem", str(exc), "pass --model with a folder of this --kind, or the right --kind")]
     findings = [

@@ -44,8 +44,10 @@ __all__ = [
     "ensure_eval_pipeline",
     "load_qrels",
     "load_queries",
+    "prepare_stages",
     "run_eval",
     "run_windows",
+    "search_arm",
 ]
 
 MEASURES = ("nDCG@10", "RR@10", "R@100")
@@ -202,7 +204,7 @@ def prepare_stages(ml: MLCommons, settings: Settings, kinds: Sequence[str], prog
     return FirstStages(tuple(kinds), options, model.id, embedding.dimension(), ingest.id)
 
 
-def _search_arm(
+def search_arm(
     cluster: Cluster,
     index: str,
     data: Dataset,
@@ -273,8 +275,8 @@ def run_eval(
             body = {"description": "osrerank eval: a hybrid first stage alone", "phase_results_processors": [phase]}
             ensure_pipeline(cluster, alone, body)
         reranking = ensure_eval_pipeline(cluster, settings, model_id, "" if kind == "bm25" else kind, phase)
-        arms[kind] = _search_arm(cluster, index, data, top_k, alone, timeout, tick, first)
-        arms[f"{kind}+rerank"] = _search_arm(cluster, index, data, top_k, reranking, timeout, tick, first)
+        arms[kind] = search_arm(cluster, index, data, top_k, alone, timeout, tick, first)
+        arms[f"{kind}+rerank"] = search_arm(cluster, index, data, top_k, reranking, timeout, tick, first)
     if "bm25" not in arms:
         return _result(dataset, split, data, documents, top_k, settings, started, arms)
     for weight in BLEND_WEIGHTS:
@@ -332,7 +334,7 @@ def run_windows(
     for window in windows:
         pipeline = ensure_eval_pipeline(cluster, settings.updated(pipeline={"window": window}), model_id, f"w{window}")
         tick = _counter(progress, f"window {window}", len(data.queries))
-        results[window] = _search_arm(cluster, index, data, size, pipeline, settings.connector.timeout_s + 30, tick)
+        results[window] = search_arm(cluster, index, data, size, pipeline, settings.connector.timeout_s + 30, tick)
     return results
 
 

@@ -103,13 +103,15 @@ def read_json(path: Path) -> dict:
         raise ModelLoadError(f"{path} is not valid JSON: {exc}") from exc
 
 
-def onnx_path(folder: Path, export: Export | None = None) -> Path:
-    """The folder's ONNX graph: its own, or its PyTorch weights converted once by ``export`` (cached)."""
-    for candidate in (folder / "onnx" / "model.onnx", folder / "model.onnx"):
+def onnx_path(folder: Path, export: Export | None = None, tag: str = "") -> Path:
+    """The folder's ONNX graph: its own, or its PyTorch weights converted once by ``export`` (cached; ``tag``
+    names a conversion that is not the folder's plain graph: a decoder's scoring head)."""
+    own = [folder / f"model.{tag}.onnx"] if tag else [folder / "onnx" / "model.onnx", folder / "model.onnx"]
+    for candidate in own:
         if candidate.exists():
             return candidate
     if export is not None and ((folder / "model.safetensors").exists() or (folder / "pytorch_model.bin").exists()):
-        return _convert_to_onnx(folder, export)
+        return _convert_to_onnx(folder, export, tag)
     raise ModelLoadError(
         f"{folder} has no onnx/model.onnx, model.onnx, model.safetensors or pytorch_model.bin; "
         "point --model at a Hugging Face model folder"
@@ -145,12 +147,12 @@ def quantized(onnx_file: Path) -> Path:
     return target
 
 
-def _convert_to_onnx(folder: Path, export: Export) -> Path:
+def _convert_to_onnx(folder: Path, export: Export, tag: str = "") -> Path:
     """Export PyTorch weights to ONNX once; the result is cached by folder content hash."""
     weights = folder / "model.safetensors"
     if not weights.exists():
         weights = folder / "pytorch_model.bin"
-    target = _onnx_cache(weights) / "model.onnx"
+    target = _onnx_cache(weights) / (f"model.{tag}.onnx" if tag else "model.onnx")
     return target if target.exists() else export(folder, target)
 
 

@@ -29,7 +29,8 @@ from pydantic import field_validator
 from .config.section import Section, setting
 from .config.sources import validated
 from .errors import ScoringError
-from .kinds import KINDS, Encoded, ModelKind, Pair
+from .kinds import KINDS, Encoded, ModelKind, Pair, kind_of
+from .kinds.decoder import DEFAULT_INSTRUCTION, FORMATS
 from .model import DEFAULT_MODEL, Activation, activate, resolve_model_dir
 from .precision import MODES, PRECISIONS, Decision, Host, ModeSpec, choose
 from .runtimes import Runner, onnxruntime_runner, openvino_runner
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 MAX_CHARS_PER_TOKEN = 64
-Kind = Literal[tuple(KINDS)]  # type: ignore[valid-type]
+Kind = Literal[("auto", *KINDS)]  # type: ignore[valid-type]
 Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
 
 
@@ -57,7 +58,16 @@ class ModelOptions(Section):
 
     path: str = setting(DEFAULT_MODEL, "Model folder or Hugging Face Hub id.", flag="--model")
     kind: Kind = setting(
-        "cross-encoder", "What the model is: " + "; ".join(f"{n}: {k.summary}" for n, k in KINDS.items()) + "."
+        "auto",
+        "What the model is [default: auto, from the folder: a causal LM is a decoder, anything else a cross-encoder]: "
+        + "; ".join(f"{n}: {k.summary}" for n, k in KINDS.items())
+        + ".",
+    )
+    decoder_format: Literal[tuple(FORMATS)] | None = setting(  # type: ignore[valid-type]
+        None, "How a decoder reranker scores [default: what its folder says (the hub id in its config)]."
+    )
+    instruction: str | None = setting(
+        None, f"The instruction a qwen3-reranker prompt carries [default: {DEFAULT_INSTRUCTION!r}]."
     )
     activation: Activation = setting(
         "sigmoid",
@@ -117,7 +127,7 @@ class PairScorer:
     def __init__(self, folder: Path, options: ModelOptions, mode: str = "fp32") -> None:
         self.folder, self.options, self.mode = folder, options, mode
         self.activation, self.batch_size = options.activation, options.batch_size
-        self.kind: ModelKind = KINDS[options.kind](folder)
+        self.kind: ModelKind = KINDS[kind_of(options.kind, folder)](folder, options)
         self.kind.check_kit()
         self.decision = Decision(mode, "asked for")
         self.onnx_file = self.kind.graph()
@@ -177,9 +187,10 @@ class PairScorer:
             types = np.zeros((len(chunk), width), dtype=np.int64)
             for row, i in enumerate(chunk):
                 n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                mask[row, :n] = 1
-                types[row, :n] = encodings[i].type_ids
+                at = slice(width - n, width) if self.kind.pad_side == "left" else slice(0, n)
+                ids[row, at] = encodings[i].ids
+                mask[row, at] = 1
+                types[row, at] = encodings[i].type_ids
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
             try:
                 result = self.kind.reduce(self.runner(feed), mask)

@@ -50,6 +50,24 @@ def arch_models() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def decoder_models() -> dict[str, Path]:
+    """The tiny decoder (LLM) rerankers, one per format (qwen3-reranker, bge-reranker-gemma), built once (about
+    10 s, needs torch and transformers) into the cache by tests/models/build_decoder_models.py."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from osrerank.paths import cache_root
+
+    script = REPO / "tests" / "models" / "build_decoder_models.py"
+    out = cache_root() / "test-models" / f"decoders-{hashlib.sha256(script.read_bytes()).hexdigest()[:12]}"
+    folders = {"qwen3-reranker": out / "qwen3-reranker-tiny", "bge-reranker-gemma": out / "bge-gemma-tiny"}
+    if not all((f / "reference_scores.json").exists() for f in folders.values()):
+        subprocess.run([sys.executable, str(script), str(out), "--no-st-check"], check=True, timeout=900)
+    return folders
+
+
+@pytest.fixture(scope="session")
 def reference(test_model_dir: Path) -> list[dict[str, Any]]:
     return json.loads((test_model_dir / "reference_scores.json").read_text())["pairs"]
 

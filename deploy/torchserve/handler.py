@@ -3,7 +3,8 @@
 The same contract as the stand-in's ``/predictions/{model}`` route and the ``torchserve-pairs``
 connector: a request body ``[{"text": q, "text_pair": d}, ...]`` (or ``{"inputs": [...]}``) is answered
 with one score per pair, in order: the sigmoid of the logit, or the logit when the archive's
-model-config.yaml says ``handler: {activation: none}``. Scoring is osrerank's own ONNX Runtime scorer
+model-config.yaml's ``handler: {model: ...}`` (the target's model section: kind, activation, a decoder's
+format) says ``activation: none``. Scoring is osrerank's own ONNX Runtime scorer
 over the model folder the archive holds, so every target scores alike.
 
 TorchServe hands ``handle`` one dict per HTTP request in the batch and wants one answer each; a bad
@@ -23,7 +24,7 @@ class OsRerankHandler:
         config = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
         model_dir = context.system_properties["model_dir"]
         threads = int(get("OSRERANK_ORT_THREADS") or 0) or None
-        options = ModelOptions(path=model_dir, activation=config.get("activation", "sigmoid"), threads=threads)
+        options = ModelOptions(**{**config.get("model", {}), "path": model_dir, "threads": threads})
         self.scorer = load_scorer(options)
         self.record = get("OSRERANK_TORCHSERVE_RECORD")  # tests: the texts received, one JSON line each
 

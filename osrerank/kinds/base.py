@@ -63,9 +63,12 @@ class ModelKind(ABC):
     squashed: ClassVar[bool] = True
     #: Whether it makes embeddings (``embed``): what a neural first stage needs of a model.
     embeds: ClassVar[bool] = False
+    #: Where a batch's padding goes: after each sequence (encoders), or before it (decoders, whose score is read
+    #: at the last position).
+    pad_side: ClassVar[str] = "right"
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, options: Any = None) -> None:
+        self.folder, self.options = folder, options
         self.config = read_json(folder / "config.json")
         self.check()
 

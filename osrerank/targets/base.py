@@ -90,7 +90,7 @@ class Target(ABC):
         target cannot run; a precision or length where no kit scorer runs to honour them (where one does, it
         decides the precision itself as it loads the model: precision.py); then the target's own rules."""
         model = self.settings.model
-        why = kind_refusal(model.kind, self.name)
+        why = kind_refusal(model.kind, self.name, model.path)
         if not why and self.host == "other":
             where = "a given --endpoint-url" if self.settings.connector.endpoint_url else f"the {self.name} target"
             why = refusal(model.precision, self.host, cpu_info(), where)

@@ -23,10 +23,11 @@ import requests
 
 from .. import process
 from ..errors import EndpointError, ToolMissingError
-from ..kinds import KINDS
+from ..kinds import KINDS, kind_of
 from ..launcher.java import find_java_home
 from ..model import check_model, resolve_model_dir
 from ..paths import cache_root
+from ..scorer import ModelOptions
 from ..types import Credentials, Found
 from .base import Endpoint, RemoteTarget
 
@@ -61,10 +62,12 @@ class TorchServe:
         alive = process.alive(state["pid"]) and process.http_ok(f"{state['inference']}/ping", timeout=3)
         return state if alive else None
 
-    def start(self, model: str, activation: str) -> tuple[str, bool]:
-        """The inference URL of the model (started now, or found running with the same model); whether new."""
-        folder = resolve_model_dir(model)
-        fingerprint = hashlib.sha256(f"{folder.resolve()}|{activation}".encode()).hexdigest()[:12]
+    def start(self, options: ModelOptions) -> tuple[str, bool]:
+        """The inference URL of the model (started now, or found running with the same model section); whether
+        new. The handler gets the model section (kind, activation, a decoder's format...) in model-config.yaml."""
+        folder = resolve_model_dir(options.path)
+        section = options.model_dump_json(exclude={"path", "precision", "gate_pairs", "threads"})
+        fingerprint = hashlib.sha256(f"{folder.resolve()}|{section}".encode()).hexdigest()[:12]
         current = self.info()
         if current and current["fingerprint"] == fingerprint:
             return f"{current['inference']}/predictions/{self.name}", False
@@ -72,7 +75,7 @@ class TorchServe:
         archiver, torchserve = _tool("torch-model-archiver"), _tool("torchserve")
         for sub in ("store", "tmp", "logs", "stage"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
-        self._archive(archiver, folder, activation)
+        self._archive(archiver, folder, options)
         ports = {k: process.free_port() for k in ("inference", "management", "metrics", "grpc_i", "grpc_m", "worker")}
         config = self.run_dir / "config.properties"
         config.write_text(
@@ -135,16 +138,17 @@ class TorchServe:
         self.state_file.write_text(json.dumps(state))
         return f"{inference}/predictions/{self.name}", True
 
-    def _archive(self, archiver: str, folder: Path, activation: str) -> None:
+    def _archive(self, archiver: str, folder: Path, options: ModelOptions) -> None:
         """<name>.mar: the handler, the model's ONNX graph and tokenizer files (flat), and its settings."""
         stage = self.run_dir / "stage"
         handler = stage / "handler.py"
         handler.write_text(resources.files("osrerank.torchserve").joinpath("handler.py").read_text())
         (stage / "model-config.yaml").write_text(
             "minWorkers: 1\nmaxWorkers: 1\nbatchSize: 1\nmaxBatchDelay: 5\nresponseTimeout: 120\n"
-            f"startupTimeout: 120\nhandler:\n  activation: {activation}\n"
+            "startupTimeout: 120\nhandler:\n"
+            f"  model: {json.dumps(options.model_dump(mode='json', exclude={'path', 'precision', 'gate_pairs'}))}\n"
         )
-        extra = [str(KINDS["cross-encoder"](folder).graph())] + [
+        extra = [str(KINDS[kind_of(options.kind, folder)](folder, options).graph())] + [
             str(folder / f) for f in MODEL_FILES if (folder / f).exists()
         ]
         cmd = [
@@ -210,7 +214,7 @@ class TorchServeTarget(RemoteTarget):
     def start_server(self) -> Endpoint:
         model = self.settings.model
         self.progress(f"starting TorchServe for {model.path}")
-        url, started = TorchServe(self.settings.name).start(model.path, model.activation)
+        url, started = TorchServe(self.settings.name).start(model)
         return Endpoint(url, Credentials(), Found(url, "created" if started else "reused"))
 
     def server_plan(self) -> list[str]:

@@ -292,7 +292,7 @@ def test_a_failing_replacement_leaves_the_working_stand_in_running(test_model_di
             stand_in.start(ServerSpec(model=ModelOptions(path=str(broken))))
         running = stand_in.info()
         assert running is not None and running.pid == working.pid
-        assert running.server_spec.model.path == str(test_model_dir)
+        assert running.server_spec.model.path == str(Path(test_model_dir).resolve())  # settings keep absolute paths
         assert ping(working.base_url)
     finally:
         stand_in.stop()
