@@ -176,8 +176,9 @@ def node_log(local_cluster: Any) -> Any:
     """What the local node logs during one test: each log file is read from its size at the test's start,
     so a line an earlier test (or an earlier run on a reused node) wrote cannot satisfy a check."""
     from osrerank.launcher import LocalOpenSearch
+    from osrerank.settings import Settings
 
-    folders = LocalOpenSearch().log_dirs
+    folders = LocalOpenSearch(Settings.resolve({}).cluster.version).log_dirs  # the line the suite runs on
     start = {p: p.stat().st_size for logs in folders for p in logs.glob("*.log")}
 
     def read() -> str:

@@ -83,7 +83,7 @@ def test_the_vectors_in_the_cluster_are_the_models(hybrid, minilm):
     for query in QUERIES:
         exact = docs @ encoder.embed([query])[0]
         top = np.argsort(-exact)[:10]
-        neural = {"neural": {"embedding": {"query_text": query, "model_id": model_id, "k": 10}}}
+        neural = {"neural": {"embedding": {"query_text": query, "model_id": model_id, "k": WINDOW}}}
         reply = cluster.call("POST", "/hyb-docs/_search", {"query": neural, "size": 10, "_source": False})
         assert [h["_id"] for h in reply["hits"]["hits"]] == [ids[i] for i in top]
         # the Lucene engine's cosine score is (1 + cosine) / 2

@@ -19,6 +19,7 @@ from osrerank.ingest import create_index, load_documents
 from osrerank.launcher import LocalOpenSearch
 from osrerank.reranker import Reranker
 from osrerank.search import search_body
+from osrerank.settings import Settings
 
 from .kit import settings_for
 
@@ -30,7 +31,7 @@ def three_nodes(os_client):
     nodes = os_client.call("GET", "/_cat/nodes", params={"format": "json", "h": "name,node.role"})
     if len(nodes) != 3:
         pytest.skip("needs the three-node cluster (OSRERANK_CLUSTER__NODES=3)")
-    return LocalOpenSearch()
+    return LocalOpenSearch(Settings.resolve({}).cluster.version)
 
 
 def docs() -> list[str]:

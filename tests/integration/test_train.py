@@ -22,10 +22,20 @@ from .kit import settings_for
 pytestmark = pytest.mark.integration
 
 
+ONE_LINE = (
+    "training depends on neither the OpenSearch line nor the cluster's shape (mining is a BM25 search): run on "
+    "3.x, one node, only"
+)
+
+
+def one_line_only(os_client) -> None:
+    if os_client.version < (3, 0, 0) or os_client.data_nodes > 1:
+        pytest.skip(ONE_LINE)
+
+
 @pytest.fixture(autouse=True)
 def newest_line_only(os_client):
-    if os_client.version < (3, 0, 0):
-        pytest.skip("training does not depend on the OpenSearch line (mining is a BM25 search): run on 3.x only")
+    one_line_only(os_client)
 
 
 SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
@@ -33,8 +43,7 @@ SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "sc
 
 @pytest.fixture(scope="module")
 def trained(os_client, test_model_dir, tmp_path_factory, scifact_index):
-    if os_client.version < (3, 0, 0):  # a module fixture is made before the autouse skip above runs
-        pytest.skip("training does not depend on the OpenSearch line (mining is a BM25 search): run on 3.x only")
+    one_line_only(os_client)  # a module fixture is made before the autouse skip above runs
     out = tmp_path_factory.mktemp("trained") / "model"
     options = TrainOptions(model=str(test_model_dir), out=out, max_steps=10, negatives=3, batch_size=2, max_length=128)
     return out, train(os_client, scifact_index, SCIFACT, options, max_queries=20)
