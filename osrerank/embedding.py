@@ -119,8 +119,10 @@ class Embedding:
             }
             return ml.ensure_local_model(meta, self._package, self.progress)
         url, credentials = self._endpoint()
+        # embedding at ingest is throughput work: a bulk load queues many batches of 32 on the server at once
+        options = self.settings.connector.model_copy(update={"timeout_s": max(self.settings.connector.timeout_s, 300)})
         body = render_connector(
-            self.settings.connector, TEMPLATE, url, credentials, name=self.connector_name,
+            options, TEMPLATE, url, credentials, name=self.connector_name,
             description=f"osrerank: embeddings of {self.options.embedding_model}",
         )  # fmt: skip
         connector = ensure_connector(ml, body)

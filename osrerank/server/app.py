@@ -94,6 +94,7 @@ class Handlers:
         self.accepted = 0
         self.latency_sum = 0.0
         self.tokenizing = asyncio.Semaphore(TOKENIZING)
+        self.embedding = asyncio.Semaphore(1)
 
     def count_rejection(self, reason: str) -> None:
         self.rejected[reason] += 1
@@ -193,7 +194,8 @@ class Handlers:
                 "validation", f"this stand-in serves a {self.scorer.kind.name}, which makes no embeddings"
             )
         try:
-            vectors = await asyncio.to_thread(self.scorer.embed, texts)
+            async with self.embedding:  # one batch at a time: the engine already uses every core
+                vectors = await asyncio.to_thread(self.scorer.embed, texts)
         except ScoringError as exc:
             raise ServerError("backend", str(exc)) from exc
         return JSONResponse([[float(x) for x in v] for v in vectors])
