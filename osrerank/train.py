@@ -68,12 +68,19 @@ class TrainResult:
     onnx_max_logit_diff: float = 0.0
 
 
-def check_start(model: str, new_head: bool) -> None:
-    """Refuse a model folder that cannot be trained into a reranker, before anything runs."""
+def check_start(model: str, new_head: bool, kind: str = "auto") -> None:
+    """Refuse a model folder that cannot be trained into a reranker, before anything runs: train stays
+    encoder-only, so a decoder (LLM) reranker (``kind``, or a causal LM's folder whatever the kind) is refused too."""
     folder = check_model(model)
+    architectures = read_json(folder / "config.json").get("architectures") or [] if folder is not None else []
+    if kind == "decoder" or any(a.endswith("ForCausalLM") for a in architectures):
+        what = ", ".join(architectures) or "--kind decoder"
+        raise ModelLoadError(
+            f"{model} is a decoder (LLM) reranker ({what}): osrerank train stays encoder-only (a cross-encoder, or "
+            "an encoder with --new-head); serve the decoder as it is with --target standin or torchserve"
+        )
     if folder is None:
         return  # a hub id: sentence-transformers fetches it
-    architectures = read_json(folder / "config.json").get("architectures") or []
     classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
     if not classifier and not new_head:
         raise ModelLoadError(

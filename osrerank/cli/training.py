@@ -9,7 +9,7 @@ import click
 
 from ..eval import run_eval
 from ..reranker import Reranker
-from ..train import TrainOptions, train, write_training_report
+from ..train import TrainOptions, check_start, train, write_training_report
 from .common import CONTEXT, EVERY, friendly_errors, out, progress, resolve_settings, settings_options
 from .evaluate import bars
 
@@ -67,11 +67,14 @@ def train_command(
     Writes OUT: PyTorch weights, onnx/model.onnx (checked against PyTorch), the tokenizer, and TRAINING.md with
     the test split's nDCG@10 through the cluster for BM25, the starting model and the trained one.
 
+    train stays encoder-only: a decoder (LLM) reranker (--kind decoder, a causal-LM folder) is refused.
+
     \b
     Example:
         osrerank train --dataset ../shared/data/beir/scifact --model ./my-cross-encoder --out ./scifact-reranker
     """
     settings = resolve_settings(kwargs)
+    check_start(settings.model.path, new_head, settings.model.kind)  # before the cluster starts
     cluster = Reranker(settings, progress).cluster(start=True)
     options = TrainOptions(
         model=settings.model.path,

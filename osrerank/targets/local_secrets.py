@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..config.environment import get
 from ..paths import cache_root
@@ -40,19 +41,44 @@ class LocalSecrets:
 
 def local_secrets() -> LocalSecrets:
     path = cache_root() / "endpoint" / "local-credentials.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
+    stored = _read(path)
     if not {"access_key", "secret_key", "bearer_token"} <= set(stored):
-        stored = {
-            "access_key": "AKIALOCAL" + secrets.token_hex(6).upper(),
-            "secret_key": secrets.token_urlsafe(30),
-            "bearer_token": secrets.token_urlsafe(30),
-            **stored,
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(stored, f)
+        _store(
+            path,
+            {
+                "access_key": "AKIALOCAL" + secrets.token_hex(6).upper(),
+                "secret_key": secrets.token_urlsafe(30),
+                "bearer_token": secrets.token_urlsafe(30),
+                **stored,
+            },
+            replace=bool(stored),
+        )
+        stored = _read(path)
     key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if not (key and secret):
         key, secret = stored["access_key"], stored["secret_key"]
     return LocalSecrets(key, secret, get("OSRERANK_BEARER_TOKEN") or stored["bearer_token"])
+
+
+def _read(path: Path) -> dict[str, str]:
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def _store(path: Path, values: dict[str, str], *, replace: bool) -> None:
+    """Write the secrets whole (a 0600 file beside, then moved into place). A new file is linked: when two
+    callers generate at once (stand-ins started side by side in a fresh cache) the first one's secrets win and
+    both read them back, so no stand-in starts with secrets its connectors will not send."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(values, f)
+    try:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError:
+        pass  # another caller's secrets are in place: they are the ones
+    finally:
+        tmp.unlink(missing_ok=True)

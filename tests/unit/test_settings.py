@@ -166,7 +166,7 @@ def test_a_string_sets_a_sections_main_field():
     s = Settings(model="DIR", index="docs", pipeline="p", cluster="http://c:9200", connector="http://e/rerank")
     assert (s.model.path, s.index.name, s.pipeline.name) == ("DIR", "docs", "p")
     assert (s.cluster.url, s.connector.endpoint_url) == ("http://c:9200", "http://e/rerank")
-    assert s.model.kind == "cross-encoder" and s.pipeline.window is None  # the rest: defaults
+    assert s.model.kind == "auto" and s.pipeline.window is None  # the rest: defaults
     assert Settings(model={"path": "DIR", "precision": "int8"}).model.path == "DIR"
 
 
