@@ -218,3 +218,14 @@ def test_every_process_variable_asked_for_is_listed():
                 asked[node.args[0].value] = f"{name}:{node.lineno}"
     assert {"OSRERANK_CACHE", "OSRERANK_BEARER_TOKEN", "OSRERANK_ORT_THREADS"} <= set(asked)
     assert {v: where for v, where in asked.items() if v not in VARIABLES} == {}
+
+
+def test_every_package_ships_in_the_wheel():
+    """pyproject lists its packages by name (the data folders are mapped in beside them): a subpackage left off
+    the list works in an editable install and is missing from a wheel, so every folder of the package is named."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    root = Path(osrerank.__file__).parent
+    folders = {".".join(("osrerank", *p.parent.relative_to(root).parts)).rstrip(".") for p in root.rglob("__init__.py")}
+    assert folders - listed == set()
