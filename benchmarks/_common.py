@@ -27,8 +27,8 @@ NAME = "bench"
 INDEX = f"{NAME}-eval-scifact"  # one copy of the corpus, shared by both targets
 
 
-def name_for(target: str) -> str:
-    return NAME if target == "standin" else f"{NAME}-{target}"
+def name_for(target: str, variant: str = "") -> str:
+    return (NAME if target == "standin" else f"{NAME}-{target}") + (f"-{variant}" if variant else "")
 
 
 def prepare(
@@ -37,16 +37,21 @@ def prepare(
     target: str = "standin",
     precision: str = "fp32",
     max_batch: int | None = None,
+    cache_mb: float = 0,
+    variant: str = "",
 ) -> tuple[Reranker, Cluster, list[str]]:
     """Set up (idempotent) and index SciFact once; returns the reranker, cluster and the test queries. With
-    ``max_batch`` the pipeline calls the model once per hit (setup --max-batch)."""
-    name = name_for(target)
+    ``max_batch`` the pipeline calls the model once per hit (setup --max-batch); ``cache_mb``: the stand-in's
+    score cache (off by default here, so the model is what is timed); ``variant`` names a second setup beside
+    the first (its own stand-in and pipeline)."""
+    name = name_for(target, variant)
     settings = Settings(
         name=name,
         target=target,
         model={"path": model, "kind": kind, "precision": precision},
         pipeline={"name": f"{name}-rerank", "max_batch": max_batch},
         connector={"timeout_s": 60},
+        targets={"standin": {"cache_mb": cache_mb}},
     )
     reranker = Reranker(settings, lambda m: print(f"• {m}", flush=True))
     model_id = reranker.setup().model_id
@@ -58,9 +63,11 @@ def prepare(
     return reranker, cluster, [queries[q] for q in dict.fromkeys(judged)]
 
 
-def search(cluster: Cluster, query: str, k: int, rerank: bool, target: str = "standin") -> dict[str, Any]:
+def search(
+    cluster: Cluster, query: str, k: int, rerank: bool, target: str = "standin", variant: str = ""
+) -> dict[str, Any]:
     body = search_body(query, (RERANK_FIELD,), k, rerank=rerank, source=[RERANK_FIELD])
-    params = {"search_pipeline": Settings(name=name_for(target)).eval_pipeline} if rerank else {}
+    params = {"search_pipeline": Settings(name=name_for(target, variant)).eval_pipeline} if rerank else {}
     return cluster.call("POST", f"/{INDEX}/_search", body, params=params, timeout=120)
 
 

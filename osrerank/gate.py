@@ -7,6 +7,11 @@ per-query overlap of the top 5, and (reported, not gated) the largest logit shif
 The pairs the gate runs on: a JSONL file of ``{"query": ..., "documents": [...]}`` (``--gate-pairs``, best:
 your own queries and first-stage hits), or, by default, a sample built here from the docstrings of Python's
 standard library: nothing shipped, the same on every machine, long passages with close candidates.
+With judged queries (``--gate-qrels``: a BEIR folder, judged.py) a mode is also judged by what users measure:
+reranking each judged query's BM25 top 25, its nDCG@10 must stay within ``RELEVANCE_DROP`` of fp32's. The
+ranking gate alone can refuse a mode whose changes never cross a relevance grade, and pass one whose few
+swaps do; the two together are what a reduced mode must keep.
+
 Results and speeds are remembered in the kit cache per model file, pairs, mode and CPU flags, so each is
 measured once per machine; every measurement is logged (``osrerank.gate``), so a test can count them.
 """
@@ -28,19 +33,26 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
+from .judged import JudgedGroup, judged_groups, mean_ndcg10
 from .paths import cache_root
 
 __all__ = [
     "EXACT_LOGITS",
     "GATE",
+    "GATE_QUERIES",
+    "RELEVANCE_DROP",
     "SPEED_PAIRS",
     "Fidelity",
     "Gate",
+    "GateData",
     "Group",
+    "Relevance",
     "builtin_gate_pairs",
     "fidelity",
+    "gate_data",
     "load_gate_pairs",
     "measured_fidelity",
+    "measured_relevance",
     "measured_speed",
     "pairs_of",
 ]
@@ -50,6 +62,11 @@ log = logging.getLogger("osrerank.gate")
 SPEED_PAIRS = 64
 # an exact mode's largest logit shift against ONNX Runtime fp32 (the exactness tests hold it to PyTorch)
 EXACT_LOGITS = 1e-4
+
+# a reduced mode's nDCG@10 on judged queries may be at most this much below fp32's
+RELEVANCE_DROP = 0.005
+# judged queries the gate reranks (their BM25 top 25 each): 2,500 pairs, measured once per model, mode and CPU
+GATE_QUERIES = 100
 
 Group = tuple[str, list[str]]
 Score = Callable[[list[tuple[str, str]]], np.ndarray]
@@ -95,6 +112,29 @@ class Fidelity:
             f"Spearman {self.spearman:.5f}, top-5 overlap mean {self.top5_mean:.3f} / min {self.top5_min:.2f}, "
             f"largest logit shift {self.max_abs_logit_diff:.3g}"
         )
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """A mode's nDCG@10 against fp32's on the same judged queries and candidates."""
+
+    ndcg10: float
+    ndcg10_fp32: float
+    queries: int
+
+    @property
+    def drop(self) -> float:
+        return self.ndcg10_fp32 - self.ndcg10
+
+    def failures(self) -> list[str]:
+        if self.drop > RELEVANCE_DROP:
+            return [
+                f"nDCG@10 {self.ndcg10:.4f} is {self.drop:.4f} below fp32's {self.ndcg10_fp32:.4f} (> {RELEVANCE_DROP})"
+            ]
+        return []
+
+    def shown(self) -> str:
+        return f"nDCG@10 {self.ndcg10:.4f} vs fp32 {self.ndcg10_fp32:.4f} on {self.queries} judged queries"
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -178,6 +218,29 @@ def builtin_gate_pairs(queries: int = 12, per_query: int = 24) -> list[Group]:
     return groups
 
 
+@dataclass(frozen=True)
+class GateData:
+    """What the gates run on: the ranking gate's groups (and where they come from), and the judged queries
+    of ``--gate-qrels`` (empty without it). The calibration of int8-static reads the same groups."""
+
+    source: str
+    groups: list[Group]
+    judged: list[JudgedGroup]
+
+
+def gate_data(gate_pairs: str | None = None, gate_qrels: str | None = None) -> GateData:
+    """``--gate-pairs`` if given, else the judged queries' candidates if ``--gate-qrels`` is, else the built-in
+    sample; judged queries with fewer than two candidates (nothing to order) are left out."""
+    judged = [g for g in judged_groups(gate_qrels, queries=GATE_QUERIES) if len(g.ids) > 1] if gate_qrels else []
+    if gate_pairs:
+        return GateData(gate_pairs, load_gate_pairs(gate_pairs), judged)
+    if judged:
+        return GateData(
+            f"{len(judged)} judged queries of {gate_qrels}", [(g.query, g.documents) for g in judged], judged
+        )
+    return GateData("the built-in sample (Python standard library docstrings)", builtin_gate_pairs(), judged)
+
+
 def pairs_of(groups: Sequence[Group]) -> tuple[list[tuple[str, str]], list[int]]:
     return [(q, d) for q, docs in groups for d in docs], [len(docs) for _, docs in groups]
 
@@ -206,6 +269,24 @@ def measured_fidelity(key: Sequence[str], groups: Sequence[Group], score: Score,
         return result
 
     return Fidelity(**_remembered("precision-gate", [*key, groups], measure))
+
+
+def measured_relevance(key: Sequence[str], groups: Sequence[JudgedGroup], score: Score, reference: Score) -> Relevance:
+    """nDCG@10 of ``score`` and of ``reference`` reranking ``groups``, measured once per ``key`` and remembered."""
+
+    def measure() -> dict[str, float]:
+        pairs = [(g.query, d) for g in groups for d in g.documents]
+        started = time.perf_counter()
+        result = {
+            "ndcg10": mean_ndcg10(groups, score(pairs)),
+            "ndcg10_fp32": mean_ndcg10(groups, reference(pairs)),
+            "queries": len(groups),
+        }
+        log.info(json.dumps({"gate": "relevance", "measured": list(key), "s": round(time.perf_counter() - started, 2)}))
+        return result
+
+    judged = [[g.query, g.ids, g.documents, sorted(g.judgments.items())] for g in groups]
+    return Relevance(**_remembered("precision-relevance", [*key, judged], measure))
 
 
 def measured_speed(key: Sequence[str], groups: Sequence[Group], score: Score) -> float:

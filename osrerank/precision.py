@@ -23,7 +23,7 @@ import numpy as np
 
 from .cpu import CpuInfo, cpu_info
 from .errors import ConfigError, ToolMissingError
-from .gate import Group, builtin_gate_pairs, load_gate_pairs, measured_fidelity, measured_speed
+from .gate import gate_data, measured_fidelity, measured_relevance, measured_speed
 from .model import quantized
 
 __all__ = ["FASTER_BY", "MODES", "Decision", "Host", "ModeSpec", "choose", "refusal"]
@@ -64,17 +64,21 @@ class ModeSpec:
     needs: Callable[[CpuInfo], str | None] = field(default=lambda cpu: None)
     hosts: frozenset[str] = frozenset({"kit"})
     selectable: bool = True
-    #: (Python module, the extra that installs it) the mode cannot run without
-    requires: tuple[str, str] | None = None
+    #: (Python modules, the extra that installs them) the mode cannot run without
+    requires: tuple[tuple[str, ...], str] | None = None
+    #: the graph is quantized on calibration pairs (calibrated.py) instead of by ``graph``
+    calibrated: bool = False
 
     def missing(self) -> str | None:
         """What to install for this mode, or None when it can load."""
         if self.requires is None:
             return None
-        try:
-            importlib.import_module(self.requires[0])
-        except ImportError:
-            return f"--precision {self.name} needs {self.requires[0]}: pip install 'osrerank[{self.requires[1]}]'"
+        modules, extra = self.requires
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                return f"--precision {self.name} needs {module}: pip install 'osrerank[{extra}]'"
         return None
 
 
@@ -83,7 +87,7 @@ MODES: dict[str, ModeSpec] = {
     for m in (
         ModeSpec("fp32", "onnxruntime", exact=True, hosts=frozenset({"kit", "ml-commons"})),
         # bf16: only where the CPU has bf16 dot products; elsewhere OpenVINO would quietly compute in f32
-        ModeSpec("bf16", "openvino", hint="bf16", needs=_needs_bf16, requires=("openvino", "openvino")),
+        ModeSpec("bf16", "openvino", hint="bf16", needs=_needs_bf16, requires=(("openvino",), "openvino")),
         # int8: weights per channel, activations quantized at run time (1.5x fp32 on SciFact passages, 2 Zen 3
         # cores; it moves scores, so only through the gate)
         ModeSpec(
@@ -92,10 +96,19 @@ MODES: dict[str, ModeSpec] = {
             graph=quantized,
             needs=_needs_simd,
             hosts=frozenset({"kit", "ml-commons"}),
-            requires=("onnx", "int8"),
+            requires=(("onnx",), "int8"),
+        ),
+        # int8-static: every product int8 (VNNI, AMX-INT8), ranges calibrated once on the gate's pairs (NNCF);
+        # the head and NNCF's transformer-sensitive parts stay fp32
+        ModeSpec(
+            "int8-static",
+            "openvino",
+            needs=_needs_simd,
+            requires=(("nncf", "openvino"), "int8"),
+            calibrated=True,
         ),
         # the same fp32 arithmetic on OpenVINO: auto takes it when it is installed, exact and faster
-        ModeSpec("fp32-openvino", "openvino", exact=True, selectable=False, requires=("openvino", "openvino")),
+        ModeSpec("fp32-openvino", "openvino", exact=True, selectable=False, requires=(("openvino",), "openvino")),
     )
 }
 #: What ``--precision`` accepts.
@@ -156,29 +169,31 @@ def choose(
     key: Callable[[], Sequence[str]],
     build: Callable[[str], Score],
     gate_pairs: str | None = None,
+    gate_qrels: str | None = None,
 ) -> Decision:
     """The mode to run in. ``build(mode)`` loads the model in that mode and returns its raw-score function; it
     is called only when something must be measured (every result is remembered). ``key()`` names the model (its
     graph's digest, kind, max length); it is asked only after the cheap refusals. Asked for a mode, it is refused
     (ConfigError with the figures) unless it passes the gate; for ``auto``, every candidate this host and CPU can
-    run is gated, and the fastest that passes is taken."""
+    run is gated, and the fastest that passes is taken. With ``gate_qrels`` (judged queries) a mode must keep
+    nDCG@10 too, and the ranking gate runs on those queries' candidates unless ``gate_pairs`` names others."""
     cpu = cpu_info()
     why = refusal(asked, host, cpu, "this host")
     if why:
         raise ConfigError(why)
     if asked == "fp32":
         return Decision("fp32", "asked for")
-    source = gate_pairs or "the built-in sample (Python standard library docstrings)"
-    groups: list[Group] = load_gate_pairs(gate_pairs) if gate_pairs else builtin_gate_pairs()
+    data = gate_data(gate_pairs, gate_qrels)
+    source, groups, judged = data.source, data.groups, data.judged
     model_key = list(key())
     flags = ",".join(sorted(cpu.flags))
-    reference_scores: list[np.ndarray] = []
+    references: dict[int, np.ndarray] = {}
     exact = _lazily(build, "fp32")
 
-    def reference(pairs: list[tuple[str, str]]) -> np.ndarray:  # every mode's gate runs on the same pairs: once
-        if not reference_scores:
-            reference_scores.append(exact(pairs))
-        return reference_scores[0]
+    def reference(pairs: list[tuple[str, str]]) -> np.ndarray:  # each gate's fp32 scores are computed once
+        if hash(tuple(pairs)) not in references:
+            references[hash(tuple(pairs))] = exact(pairs)
+        return references[hash(tuple(pairs))]
 
     candidates = [asked] if asked != "auto" else [n for n, m in MODES.items() if n != "fp32" and host in m.hosts]
     notes: list[str] = []
@@ -198,19 +213,24 @@ def choose(
             continue
         score = _lazily(build, name)
         result = measured_fidelity([*model_key, name, flags], groups, score, reference)
-        figures[name] = result.shown()
-        if result.passes(exact=mode.exact):
+        failures, shown = result.failures(exact=mode.exact), result.shown()
+        if judged and not failures:  # relevance costs more: judged only what keeps the ranking
+            relevance = measured_relevance([*model_key, name, flags], judged, score, reference)
+            failures, shown = relevance.failures(), f"{shown}; {relevance.shown()}"
+            figures.setdefault("ndcg10", {"fp32": round(relevance.ndcg10_fp32, 4)})[name] = round(relevance.ndcg10, 4)
+        figures[name] = shown
+        if not failures:
             if asked != "auto":
-                return Decision(name, f"{name} passed the fidelity gate on {source}: {result.shown()}", figures)
+                return Decision(name, f"{name} passed the fidelity gate on {source}: {shown}", figures)
             passed[name] = score
-            notes.append(f"{name} passed the fidelity gate on {source} ({result.shown()})")
+            notes.append(f"{name} passed the fidelity gate on {source} ({shown})")
             continue
         if asked != "auto":
             raise ConfigError(
-                f"--precision {name} changes the ranking too much on {source}: {'; '.join(result.failures())} "
-                f"({result.shown()}). Use --precision fp32 (exact) or auto."
+                f"--precision {name} changes the ranking too much on {source}: {'; '.join(failures)} "
+                f"({shown}). Use --precision fp32 (exact) or auto."
             )
-        notes.append(f"{name} failed the fidelity gate ({'; '.join(result.failures(exact=mode.exact))})")
+        notes.append(f"{name} failed the fidelity gate ({'; '.join(failures)})")
     if not passed:
         return Decision("fp32", f"auto picked fp32 (exact): {'; '.join(notes)}", figures)
     speeds = {"fp32": measured_speed([*model_key, "fp32", flags], groups, exact)}

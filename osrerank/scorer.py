@@ -17,8 +17,9 @@ truncated.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,14 +27,17 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import field_validator
 
+from .calibrated import CALIBRATION_PAIRS, calibrated_graph
 from .config.section import Section, setting
 from .config.sources import validated
 from .errors import ScoringError
+from .gate import gate_data
 from .kinds import KINDS, Encoded, ModelKind, Pair, kind_of
 from .kinds.decoder import DEFAULT_INSTRUCTION, FORMATS
 from .model import DEFAULT_MODEL, Activation, activate, resolve_model_dir
 from .precision import MODES, PRECISIONS, Decision, Host, ModeSpec, choose
 from .runtimes import Runner, onnxruntime_runner, openvino_runner
+from .score_cache import ScoreCache
 
 __all__ = [
     "MAX_CHARS_PER_TOKEN",
@@ -84,6 +88,12 @@ class ModelOptions(Section):
         'JSONL of {"query": ..., "documents": [...]} from your data for the precision gate [default: a built-in '
         "sample].",
     )
+    gate_qrels: str | None = setting(
+        None,
+        "Judged queries for the precision gate: a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) or a "
+        "qrels file in one. A reduced mode must then also keep nDCG@10 within 0.005 of fp32's, reranking the first "
+        "100 judged queries' BM25 top 25.",
+    )
     max_length: int | None = setting(
         None,
         "Cut each (query, document) pair to this many tokens: faster, may cost relevance [default: the model's "
@@ -99,7 +109,7 @@ class ModelOptions(Section):
             raise ValueError(f"{v} is too short: a pair needs at least 8 tokens")
         return v
 
-    @field_validator("path", "gate_pairs")
+    @field_validator("path", "gate_pairs", "gate_qrels")
     @classmethod
     def _absolute(cls, v: str | None) -> str | None:
         """An existing folder or file as an absolute path, so that a server started elsewhere finds it."""
@@ -121,10 +131,12 @@ class Scores:
 class PairScorer:
     """Scores (query, document) pairs with a model folder in one precision mode; thread-safe for concurrent calls.
 
-    ``score`` returns raw values; ``predict`` applies the activation (where the kind is squashed).
+    ``score`` returns raw values; ``predict`` applies the activation (where the kind is squashed). With a
+    ``cache_mb`` bound, scores of pairs already scored are kept (score_cache.py) and ``score`` runs the model
+    only for the others; the stand-in consults the same cache before it tokenizes.
     """
 
-    def __init__(self, folder: Path, options: ModelOptions, mode: str = "fp32") -> None:
+    def __init__(self, folder: Path, options: ModelOptions, mode: str = "fp32", cache_mb: float = 0) -> None:
         self.folder, self.options, self.mode = folder, options, mode
         self.activation, self.batch_size = options.activation, options.batch_size
         self.kind: ModelKind = KINDS[kind_of(options.kind, folder)](folder, options)
@@ -135,7 +147,20 @@ class PairScorer:
         self.max_length = int(min(x for x in limits if isinstance(x, int) and x > 0))
         self.tokenizer = self.kind.tokenizer(self.max_length)
         self.pad_id = int(self.kind.config.get("pad_token_id", 0) or 0)
-        self.runner = _runner(MODES[mode], self.onnx_file, options.threads or os.cpu_count() or 1)
+        threads = options.threads or os.cpu_count() or 1
+        self.runner = (
+            self.kind.runner()
+            if self.kind.takes_text
+            else _runner(MODES[mode], self.onnx_file, threads, self._calibration)
+        )
+        self.cache_identity = [
+            str(self.onnx_file),
+            mode,
+            str(self.max_length),
+            self.kind.name,
+            str(options.instruction),
+        ]
+        self.cache = ScoreCache(cache_mb, self.cache_identity)
 
     @property
     def label(self) -> str:
@@ -159,8 +184,11 @@ class PairScorer:
 
     def score(self, pairs: Sequence[Pair]) -> Scores:
         """Score pairs in input order. Empty input gives empty arrays."""
-        encoded = self.encode(pairs)
-        return Scores(self.run(encoded.items), encoded.truncated)
+        found = self.cache.lookup(pairs)
+        if found.missing:
+            encoded = self.encode([pairs[i] for i in found.missing])
+            self.cache.fill(found, self.run(encoded.items), encoded.truncated)
+        return Scores(found.values, found.truncated)
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Scores after this scorer's activation (a bi-encoder's cosines are never squashed)."""
@@ -177,23 +205,51 @@ class PairScorer:
         return [int(n) for n in self.encode(pairs).tokens]
 
     # ------------------------------------------------------------------ internals
+    def _calibration(self) -> Path:
+        """This model quantized on the gate's pairs as this scorer encodes them (int8-static): the first
+        CALIBRATION_PAIRS pairs taken across the groups (each query's first candidate, then each one's second...),
+        fed as the model sees them, a few pairs a batch."""
+        groups = gate_data(self.options.gate_pairs, self.options.gate_qrels).groups
+        spread = sorted(((j, i) for i, (_, docs) in enumerate(groups) for j in range(len(docs))))
+        pairs = [(groups[i][0], groups[i][1][j]) for j, i in spread[:CALIBRATION_PAIRS]]
+        key = json.dumps([pairs, self.max_length, self.kind.name, self.options.instruction])
+
+        def feeds() -> list[dict[str, np.ndarray]]:
+            items = self.encode(pairs).items
+            return [self._feed(items, chunk) for chunk in length_batches([len(e.ids) for e in items], 8)]
+
+        return calibrated_graph(self.onnx_file, feeds, key)
+
+    def _feed(self, encodings: Sequence[Any], chunk: Sequence[int]) -> dict[str, np.ndarray]:
+        """The model's inputs for ``encodings[chunk]``, padded to the longest (on the kind's side)."""
+        width = max(len(encodings[i].ids) for i in chunk)
+        ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(chunk), width), dtype=np.int64)
+        types = np.zeros((len(chunk), width), dtype=np.int64)
+        for row, i in enumerate(chunk):
+            n = len(encodings[i].ids)
+            at = slice(width - n, width) if self.kind.pad_side == "left" else slice(0, n)
+            ids[row, at] = encodings[i].ids
+            mask[row, at] = 1
+            types[row, at] = encodings[i].type_ids
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
     def _forward(self, encodings: list[Any]) -> np.ndarray:
-        """Run the model over encodings, grouped by length into batches; output rows in input order."""
+        """Run the model over encodings, grouped by length into batches; output rows in input order. A kind that
+        takes text (a text pipeline) hands over its own feed of strings: it is run as it is."""
+        if self.kind.takes_text:
+            feed = encodings[0]
+            try:
+                return np.asarray(self.runner(feed))
+            except Exception as exc:  # the engine's own error types
+                raise ScoringError(
+                    f"the model failed on a batch of {len(next(iter(feed.values())))} pairs: {exc}"
+                ) from exc
         outputs: list[np.ndarray | None] = [None] * len(encodings)
         for chunk in length_batches([len(e.ids) for e in encodings], self.batch_size):
-            width = max(len(encodings[i].ids) for i in chunk)
-            ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.int64)
-            types = np.zeros((len(chunk), width), dtype=np.int64)
-            for row, i in enumerate(chunk):
-                n = len(encodings[i].ids)
-                at = slice(width - n, width) if self.kind.pad_side == "left" else slice(0, n)
-                ids[row, at] = encodings[i].ids
-                mask[row, at] = 1
-                types[row, at] = encodings[i].type_ids
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            feed = self._feed(encodings, chunk)
             try:
-                result = self.kind.reduce(self.runner(feed), mask)
+                result = self.kind.reduce(self.runner(feed), feed["attention_mask"])
             except Exception as exc:  # the engine's own error types: a model or runtime fault
                 raise ScoringError(f"the model failed on a batch of {len(chunk)} pairs: {exc}") from exc
             for row, i in enumerate(chunk):
@@ -220,9 +276,12 @@ def length_batches(lengths: Sequence[int], size: int, spread: float = BATCH_SPRE
     return batches
 
 
-def load_scorer(model: ModelOptions | str | Path, host: Host = "kit", **changes: Any) -> PairScorer:
+def load_scorer(
+    model: ModelOptions | str | Path, host: Host = "kit", cache_mb: float = 0, **changes: Any
+) -> PairScorer:
     """Resolve a folder or hub id and build a :class:`PairScorer` for it in the precision its options ask for,
-    decided here (see :func:`osrerank.precision.choose`); ``changes``: ModelOptions fields.
+    decided here (see :func:`osrerank.precision.choose`); ``cache_mb``: keep scores of pairs already scored
+    within this bound (0: none); ``changes``: ModelOptions fields.
 
     Example::
 
@@ -234,7 +293,7 @@ def load_scorer(model: ModelOptions | str | Path, host: Host = "kit", **changes:
         options = validated(ModelOptions, {**options.model_dump(), **changes}, ("model",))  # ConfigError if bad
     folder = resolve_model_dir(options.path)
     if options.precision == "fp32":
-        return PairScorer(folder, options)
+        return PairScorer(folder, options, cache_mb=cache_mb)
     loaded: dict[str, PairScorer] = {}
 
     def load(mode: str) -> PairScorer:
@@ -242,18 +301,22 @@ def load_scorer(model: ModelOptions | str | Path, host: Host = "kit", **changes:
             loaded[mode] = PairScorer(folder, options, mode)
         return loaded[mode]
 
-    def key() -> list[str]:  # the fp32 load checks the folder and converts it once
-        return [hashlib.sha256(load("fp32").onnx_file.read_bytes()).hexdigest(), options.kind, str(options.max_length)]
+    def key() -> list[str]:  # the fp32 load checks the folder, converts it once and resolves its kind
+        exact = load("fp32")
+        return [hashlib.sha256(exact.onnx_file.read_bytes()).hexdigest(), exact.kind.name, str(options.max_length)]
 
-    decision = choose(options.precision, host, key, lambda mode: _raw(load(mode)), options.gate_pairs)
+    decision = choose(
+        options.precision, host, key, lambda mode: _raw(load(mode)), options.gate_pairs, options.gate_qrels
+    )
     scorer = load(decision.mode)
     scorer.decision = decision
+    scorer.cache = ScoreCache(cache_mb, scorer.cache_identity)
     return scorer
 
 
-def _runner(mode: ModeSpec, onnx_file: Path, threads: int) -> Runner:
-    """A precision mode's engine on its form of the graph."""
-    graph = mode.graph(onnx_file)
+def _runner(mode: ModeSpec, onnx_file: Path, threads: int, calibrated: Callable[[], Path]) -> Runner:
+    """A precision mode's engine on its form of the graph (``calibrated()``: the int8-static one)."""
+    graph = calibrated() if mode.calibrated else mode.graph(onnx_file)
     if mode.engine == "openvino":
         return openvino_runner(graph, threads, mode.hint)
     return onnxruntime_runner(graph, threads)

@@ -66,6 +66,9 @@ class ModelKind(ABC):
     #: Where a batch's padding goes: after each sequence (encoders), or before it (decoders, whose score is read
     #: at the last position).
     pad_side: ClassVar[str] = "right"
+    #: Whether its graph takes the texts themselves (a text pipeline, with its tokenizer inside): the scorer then
+    #: hands ``score`` a forward that runs the kind's own feed of strings instead of padded token ids.
+    takes_text: ClassVar[bool] = False
 
     def __init__(self, folder: Path, options: Any = None) -> None:
         self.folder, self.options = folder, options

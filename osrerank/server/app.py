@@ -46,6 +46,7 @@ from starlette.routing import Route
 
 from ..errors import ScoringError
 from ..model import Activation, activate
+from ..score_cache import ENTRY_BYTES
 from ..scorer import Encoded, PairScorer
 from .auth import PUBLIC_PATHS, Auth, AuthMiddleware
 from .batcher import DynamicBatcher
@@ -104,13 +105,17 @@ class Handlers:
         the work if the client goes away meanwhile)."""
         if self.received is not None:
             self.received.append({"route": route, "pairs": [[q, d or ""] for q, d in asked.pairs]})
+        found = self.scorer.cache.lookup(asked.pairs)  # every pair a miss when the cache is off
+        pairs = [asked.pairs[i] for i in found.missing]
         parts = []
-        for start in range(0, len(asked.pairs), TOKENIZE_SLICE):  # slices: a huge request cannot hold the tokenizer
+        for start in range(0, len(pairs), TOKENIZE_SLICE):  # slices: a huge request cannot hold the tokenizer
             async with self.tokenizing:
-                parts.append(await asyncio.to_thread(self.scorer.encode, asked.pairs[start : start + TOKENIZE_SLICE]))
+                parts.append(await asyncio.to_thread(self.scorer.encode, pairs[start : start + TOKENIZE_SLICE]))
         encoded = Encoded.join(parts)
-        if not asked.truncation and encoded.truncated.any():
-            i = int(np.argmax(encoded.truncated))
+        truncated = found.truncated.copy()
+        truncated[found.missing] = encoded.truncated
+        if not asked.truncation and truncated.any():
+            i = int(np.argmax(truncated))
             raise ServerError(
                 "validation",
                 f"input pair {i} is longer than the model's maximum of {self.scorer.max_length} tokens; send "
@@ -125,9 +130,10 @@ class Handlers:
             scoring.cancel()
             raise ServerError("client_gone", "the client closed the connection before its scores were ready")
         try:
-            raw = scoring.result()
+            self.scorer.cache.fill(found, scoring.result(), encoded.truncated)
         except ScoringError as exc:
             raise ServerError("backend", str(exc)) from exc
+        raw = found.values
         values = activate(raw, asked.activation) if self.scorer.squashed else raw
         if not np.all(np.isfinite(values)):
             raise ServerError("backend", "the model produced a non-finite score")
@@ -211,7 +217,14 @@ class Handlers:
             "pairs_per_s": decision.figures.get("pairs_per_s"),
             "figures": decision.figures,
         }
-        return JSONResponse({"status": "ok", "precision": precision})
+        cache = self.scorer.cache.stats
+        cached = {
+            "mb": round(cache.capacity * ENTRY_BYTES / 2**20, 1),
+            "entries": cache.entries,
+            "hits": cache.hits,
+            "misses": cache.misses,
+        }
+        return JSONResponse({"status": "ok", "precision": precision, "score_cache": cached})
 
     async def metrics(self, request: Request) -> Response:
         s = self.batcher.stats
@@ -224,6 +237,15 @@ class Handlers:
             f"osrerank_isolated_failures_total {s.isolated_failures}",
             f"osrerank_request_seconds_total {self.latency_sum:.6f}",
             f"osrerank_accepted_total {self.accepted}",
+        ]
+        c = self.scorer.cache.stats
+        lines += [
+            f"osrerank_score_cache_hits_total {c.hits}",
+            f"osrerank_score_cache_misses_total {c.misses}",
+            f"osrerank_score_cache_evictions_total {c.evictions}",
+            f"osrerank_score_cache_entries {c.entries}",
+            f"osrerank_score_cache_bytes {c.bytes}",
+            f"osrerank_score_cache_capacity_entries {c.capacity}",
         ]
         lines.append(f'osrerank_precision_info{{mode="{self.scorer.decision.mode}"}} 1')
         lines += [f'osrerank_rejected_total{{reason="{r}"}} {n}' for r, n in sorted(self.rejected.items())]

@@ -32,6 +32,12 @@ class ServerOptions(Section):
         2048, "Token budget of one model batch, shared round-robin by the waiting requests.", ge=1
     )
     max_wait_ms: float = setting(5.0, "Max wait to fill a batch when idle.", ge=0)
+    cache_mb: float = setting(
+        64,
+        "Keep the scores of pairs already scored, within this many MB (a repeated search skips the model; about "
+        "240 bytes a pair, so 64 MB holds some 280,000 pairs); 0: off.",
+        ge=0,
+    )
     max_client_batch_size: int | None = setting(
         None, "Refuse requests of more pairs than this, as TEI does [default: 1024].", ge=1
     )

@@ -62,7 +62,7 @@ def auth_from_env(region: str) -> Auth:
 def build_app(spec: ServerSpec) -> Any:
     """Load the model (deciding its precision) and build the ASGI app around it."""
     auth = auth_from_env(spec.region) if spec.server.auth else None
-    scorer = load_scorer(spec.model)
+    scorer = load_scorer(spec.model, cache_mb=spec.server.cache_mb)
     decision = scorer.decision
     logging.getLogger("osrerank.server").info(
         json.dumps({"precision": decision.mode, "why": decision.reason, "figures": decision.figures})

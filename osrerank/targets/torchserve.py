@@ -36,6 +36,9 @@ __all__ = ["TorchServe", "TorchServeTarget"]
 START_TIMEOUT_S = 180.0
 MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
+#: What the handler does not take: it serves the folder it is packed with, exactly (fp32; no precision gate).
+NOT_FOR_HANDLER = {"path", "precision", "gate_pairs", "gate_qrels"}
+
 
 def _tool(name: str) -> str:
     beside = Path(sys.executable).parent / name  # installed with this Python, PATH or not
@@ -66,7 +69,7 @@ class TorchServe:
         """The inference URL of the model (started now, or found running with the same model section); whether
         new. The handler gets the model section (kind, activation, a decoder's format...) in model-config.yaml."""
         folder = resolve_model_dir(options.path)
-        section = options.model_dump_json(exclude={"path", "precision", "gate_pairs", "threads"})
+        section = options.model_dump_json(exclude={*NOT_FOR_HANDLER, "threads"})
         fingerprint = hashlib.sha256(f"{folder.resolve()}|{section}".encode()).hexdigest()[:12]
         current = self.info()
         if current and current["fingerprint"] == fingerprint:
@@ -146,7 +149,7 @@ class TorchServe:
         (stage / "model-config.yaml").write_text(
             "minWorkers: 1\nmaxWorkers: 1\nbatchSize: 1\nmaxBatchDelay: 5\nresponseTimeout: 120\n"
             "startupTimeout: 120\nhandler:\n"
-            f"  model: {json.dumps(options.model_dump(mode='json', exclude={'path', 'precision', 'gate_pairs'}))}\n"
+            f"  model: {json.dumps(options.model_dump(mode='json', exclude=NOT_FOR_HANDLER))}\n"
         )
         extra = [str(KINDS[kind_of(options.kind, folder)](folder, options).graph())] + [
             str(folder / f) for f in MODEL_FILES if (folder / f).exists()

@@ -120,7 +120,7 @@ def test_inside_opensearch_only_onnx_runtime_modes_run():
 
 
 def test_what_precision_accepts_is_the_selectable_modes():
-    assert PRECISIONS == ("auto", "fp32", "bf16", "int8")
+    assert PRECISIONS == ("auto", "fp32", "bf16", "int8", "int8-static")
     assert not MODES["fp32-openvino"].selectable and MODES["fp32-openvino"].exact
     assert ModelOptions.model_fields["precision"].annotation.__args__ == PRECISIONS
 
@@ -261,6 +261,32 @@ def test_int8_really_is_a_different_model_close_to_fp32(tiny_model_dir, referenc
     assert np.corrcoef(fp32, q8)[0, 1] > 0.95
 
 
+def test_int8_static_is_calibrated_once_keeps_the_head_in_fp32_and_stays_close(
+    tiny_model_dir, reference, scorer, tmp_path, monkeypatch
+):
+    """Below the gate: int8-static is an OpenVINO graph with quantize nodes on the encoder's products and none in
+    the classification head, built once per graph and calibration set (a second scorer finds it in the cache and
+    never calls NNCF), and really another model close to fp32."""
+    pytest.importorskip("nncf", reason="int8-static needs the int8 extra (nncf), installed by the dev extra")
+    monkeypatch.setenv("OSRERANK_CACHE", str(tmp_path))
+    options = ModelOptions(path=str(tiny_model_dir))
+    static = PairScorer(tiny_model_dir, options, "int8-static")
+    (ir,) = tmp_path.glob("int8-static/*/model.xml")
+    xml = ir.read_text()
+    assert xml.count('type="FakeQuantize"') >= 6
+    quantized_names = [line for line in xml.splitlines() if 'type="FakeQuantize"' in line]
+    assert not [n for n in quantized_names if "classifier" in n or "pooler" in n]
+    import nncf
+
+    monkeypatch.setattr(nncf, "quantize", lambda *a, **k: pytest.fail("calibrated again"))
+    again = PairScorer(tiny_model_dir, options, "int8-static")
+    pairs = [(p["query"], p["document"]) for p in reference]
+    fp32, q8 = scorer.score(pairs).values, static.score(pairs).values
+    assert np.array_equal(q8, again.score(pairs).values)
+    assert np.all(np.isfinite(q8)) and not np.allclose(fp32, q8, atol=1e-4)
+    assert np.corrcoef(fp32, q8)[0, 1] > 0.95
+
+
 @pytest.mark.parametrize(
     ("content", "error"),
     [
@@ -290,3 +316,63 @@ def test_max_length_caps_the_tokens_and_reports_truncation(tiny_model_dir):
         match=r"model\.max_length = 4: 4 is too short: a pair needs at least 8 tokens \(set with --max-length",
     ):
         load_scorer(tiny_model_dir, max_length=4)
+
+
+@pytest.fixture
+def judged_folder(tmp_path):
+    """A BEIR folder of the unit topics: each query judges its own passage relevant (grade 2) and its
+    paraphrase grade 1; notes that repeat the queries' words make BM25 find at least two candidates for each."""
+    from .conftest import TOPICS
+
+    (tmp_path / "beir" / "qrels").mkdir(parents=True)
+    corpus, qrels = [], ["query-id\tcorpus-id\tscore"]
+    for i, (query, own) in enumerate(TOPICS.items()):
+        corpus += [
+            {"_id": f"{i}-own", "title": "", "text": own},
+            {"_id": f"{i}-short", "title": "", "text": f"In short: {own}."},
+        ]
+        qrels += [f"q{i}\t{i}-own\t2", f"q{i}\t{i}-short\t1"]
+        corpus.append({"_id": f"{i}-note", "title": "", "text": f"A note on the question: {query}"})  # BM25 finds it
+    corpus.append({"_id": "faq", "title": "", "text": " ".join(TOPICS)})
+    (tmp_path / "beir" / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in corpus))
+    (tmp_path / "beir" / "queries.jsonl").write_text(
+        "\n".join(json.dumps({"_id": f"q{i}", "text": q}) for i, q in enumerate(TOPICS))
+    )
+    (tmp_path / "beir" / "qrels" / "test.tsv").write_text("\n".join(qrels))
+    return tmp_path / "beir"
+
+
+def test_with_judged_queries_a_mode_is_judged_by_ndcg_too_and_says_its_figures(
+    tiny_model_dir, judged_folder, gate_sees, scorer, monkeypatch
+):
+    from osrerank.judged import judged_groups, mean_ndcg10
+
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2,avx512_bf16")
+    gate_sees["bf16"] = "exact"
+    decided = load_scorer(tiny_model_dir, precision="bf16", gate_qrels=str(judged_folder)).decision
+    groups = judged_groups(judged_folder, queries=100)
+    exact = mean_ndcg10(groups, scorer.score([(g.query, d) for g in groups for d in g.documents]).values)
+    assert decided.reason.startswith(f"bf16 passed the fidelity gate on 6 judged queries of {judged_folder}: Spearman")
+    assert f"nDCG@10 {exact:.4f} vs fp32 {exact:.4f} on 6 judged queries" in decided.reason
+    assert decided.figures["ndcg10"] == {"fp32": round(exact, 4), "bf16": round(exact, 4)}
+
+
+def test_a_mode_that_loses_relevance_is_refused_by_its_ndcg(tiny_model_dir, judged_folder, gate_sees, monkeypatch):
+    """The bound itself set below zero: even fp32's own scores then lose 'too much', which shows the refusal."""
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2,avx512_bf16")
+    monkeypatch.setattr("osrerank.gate.RELEVANCE_DROP", -0.5)
+    gate_sees["bf16"] = "exact"
+    with pytest.raises(
+        ConfigError,
+        match=r"--precision bf16 changes the ranking too much on .*: nDCG@10 0\.\d{4} "
+        r"is 0\.0000 below fp32's 0\.\d{4} \(> -0\.5\)",
+    ):
+        load_scorer(tiny_model_dir, precision="bf16", gate_qrels=str(judged_folder))
+
+
+def test_judged_queries_must_exist(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("OSRERANK_CPU_FLAGS", "avx2")
+    with pytest.raises(ConfigError, match=r"--gate-qrels .*not found; give a BEIR folder"):
+        load_scorer(tiny_model_dir, precision="int8", gate_qrels=str(tmp_path))
