@@ -44,6 +44,7 @@ __all__ = [
     "ensure_eval_pipeline",
     "load_qrels",
     "load_queries",
+    "per_query_metrics",
     "prepare_stages",
     "run_eval",
     "run_windows",
@@ -123,17 +124,25 @@ def load_queries(path: Path) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- metrics
-def compute_metrics(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Mean nDCG@10, RR@10, R@100 over the queries of ``qrels`` (a query with no hits counts as 0)."""
+def per_query_metrics(
+    qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """Each query of ``qrels``: its nDCG@10, RR@10, R@100 (0 for a query with no hits), in qrels order."""
     try:
         import ir_measures
     except ImportError:
         raise ToolMissingError("osrerank eval needs: pip install 'osrerank[eval]'") from None
-    measures = [ir_measures.parse_measure(m) for m in MEASURES]
-    per_query: dict[str, dict[str, float]] = {m: {} for m in MEASURES}
-    for metric in ir_measures.iter_calc(measures, qrels, run):
-        per_query[str(metric.measure)][metric.query_id] = metric.value
-    return {m: sum(per_query[m].get(q, 0.0) for q in qrels) / len(qrels) for m in MEASURES} if qrels else {}
+    scores = {q: dict.fromkeys(MEASURES, 0.0) for q in qrels}
+    for metric in ir_measures.iter_calc([ir_measures.parse_measure(m) for m in MEASURES], qrels, run):
+        if metric.query_id in scores:
+            scores[metric.query_id][str(metric.measure)] = metric.value
+    return scores
+
+
+def compute_metrics(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Mean nDCG@10, RR@10, R@100 over the queries of ``qrels`` (a query with no hits counts as 0)."""
+    per_query = per_query_metrics(qrels, run).values()
+    return {m: sum(q[m] for q in per_query) / len(per_query) for m in MEASURES} if qrels else {}
 
 
 # ----------------------------------------------------------------------------- the runs

@@ -12,8 +12,9 @@ import click
 from rich.progress import Progress
 from rich.table import Table
 
-from ..eval import MEASURES, EvalResult, prepare_stages, run_eval, run_windows
+from ..eval import MEASURES, Dataset, EvalResult, prepare_stages, run_eval, run_windows
 from ..eval_report import write_results, write_windows
+from ..report_page import write_eval_page
 from ..reranker import Reranker
 from .common import CONTEXT, EVERY, console, friendly_errors, out, progress, resolve_settings, settings_options
 
@@ -97,8 +98,9 @@ def evaluate(
     latency.
 
     Sets up the model first (idempotent), indexes the corpus once (title + text, and its embeddings for neural
-    and hybrid), runs every judged query through every arm, and writes OUT/results.json, OUT/<arm>.run and
-    OUT/results.png.
+    and hybrid), runs every judged query through every arm, and writes OUT/results.json, OUT/<arm>.run,
+    OUT/results.png and OUT/report.html (one self-contained page: every query's nDCG@10 in two arms chosen on
+    it, worst first, and any query's two top-10 lists side by side, judged documents marked).
 
     \b
     Example:
@@ -114,7 +116,9 @@ def evaluate(
                           max_queries=max_queries, progress=tick, stages=stages)  # fmt: skip
     print_result(result, top_k)
     json_path, png_path = write_results(result, out_dir)
-    out.print(f"wrote {json_path}, the runs and {png_path}")
+    data = Dataset.read(dataset, split, max_queries)
+    page = write_eval_page(result, data, out_dir)
+    out.print(f"wrote {json_path}, the runs, {png_path} and {page} (query by query: open it in a browser)")
     if windows:
         sizes = [int(w) for w in windows.split(",") if w.strip()]
         with bars() as tick:
@@ -124,6 +128,7 @@ def evaluate(
             lat, ndcg = arm.latency_summary(), arm.metrics["nDCG@10"]
             out.print(f"window {window:>4}: nDCG@10 {ndcg:.4f}, p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms")
         out.print(f"wrote {write_windows(arms, f'{dataset.name}: 10 hits reranked from each window', out_dir)[1]}")
+        out.print(f"wrote {write_eval_page(result, data, out_dir, windows=arms)} again, with the windows")
 
 
 COMMANDS = [evaluate]
