@@ -69,7 +69,10 @@ class ScoreCache:
     def key(self, pair: Pair) -> bytes:
         query, document = pair
         digest = hashlib.blake2b(self._salt, digest_size=_KEY)
-        for text in (query, document or ""):
+        for text in (query, document):
+            if text is None:  # no document (the query scored alone) is not an empty one: another score
+                digest.update(b"\xff" * 8)
+                continue
             raw = text.encode("utf-8", "surrogatepass")
             digest.update(len(raw).to_bytes(8, "little"))
             digest.update(raw)

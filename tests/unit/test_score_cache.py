@@ -8,7 +8,7 @@ import numpy as np
 import requests
 
 from osrerank.score_cache import ENTRY_BYTES, ScoreCache
-from osrerank.scorer import load_scorer
+from osrerank.scorer import ModelOptions, PairScorer, load_scorer
 from osrerank.server.app import create_app
 
 from ..conftest import ServerThread
@@ -56,7 +56,7 @@ def test_keys_separate_models_modes_lengths_and_texts():
     assert a.key(("q", "d")) != b.key(("q", "d"))
     assert ScoreCache(1, ["m", "fp32", "128"]).key(("q", "d")) != a.key(("q", "d"))
     assert a.key(("ab", "c")) != a.key(("a", "bc"))  # lengths are part of the key
-    assert a.key(("q", None)) == a.key(("q", ""))  # the model scores a missing text as empty
+    assert a.key(("q", None)) != a.key(("q", ""))  # no document (the query alone) is not an empty one
     assert a.key(("\ud800", "d")) != a.key(("?", "d"))  # lone surrogates hash, distinctly
 
 
@@ -102,3 +102,18 @@ def test_a_truncated_pair_from_the_cache_is_still_refused_without_truncation(tin
         body = {"inputs": [{"text": PAIRS[2][0], "text_pair": PAIRS[2][1]}]}
         reply = requests.post(f"{server.url}/invocations", json=body, timeout=60)
         assert reply.status_code == 400 and "longer than the model's maximum" in reply.text
+
+
+def test_the_query_alone_and_an_empty_document_are_cached_apart(tiny_model_dir):
+    """The SageMaker route scores a pair without a document as the query alone (as the HF pipeline does), the
+    other routes an empty document: two scores, which the cache must not mix up whichever comes first."""
+    options = ModelOptions(path=str(tiny_model_dir))
+    plain = PairScorer(tiny_model_dir, options)
+    alone, empty = (
+        plain.score([("capital of the United States", None)]).values,
+        plain.score([("capital of the United States", "")]).values,
+    )
+    assert alone[0] != empty[0]
+    cached = PairScorer(tiny_model_dir, options, cache_mb=1)
+    assert cached.score([("capital of the United States", "")]).values[0] == empty[0]
+    assert cached.score([("capital of the United States", None)]).values[0] == alone[0]
