@@ -71,11 +71,12 @@ def search(
     return cluster.call("POST", f"/{INDEX}/_search", body, params=params, timeout=120)
 
 
-def direct_model_call(query: str, docs: list[str], session: requests.Session) -> list[float]:
+def direct_model_call(query: str, docs: list[str], session: requests.Session, variant: str = "") -> list[float]:
     """The stand-in's SageMaker route, signed like ml-commons signs it: the model-only cost."""
-    info = StandInProcess(NAME).info()
+    name = name_for("standin", variant)
+    info = StandInProcess(name).info()
     assert info is not None, "the bench endpoint is not running"
-    url = info.url_for("sagemaker-hf-text-classification", NAME)
+    url = info.url_for("sagemaker-hf-text-classification", name)
     body = json.dumps({"inputs": [{"text": query, "text_pair": d} for d in docs], "parameters": {"truncation": True}})
     request = AWSRequest("POST", url, data=body.encode(), headers={"Content-Type": "application/json"})
     local = local_secrets()

@@ -11,14 +11,19 @@ load on the machine falls on every row alike), ``--rounds`` passes, tokenization
 - ``fp32``: the kit's scorer on ONNX Runtime (the exact path);
 - ``fp32-openvino``: the kit's OpenVINO f32 mode on the same ONNX file (exact; ``auto`` takes it when faster);
 - ``bf16``: the kit's OpenVINO bf16 mode (only where the CPU has AVX512-BF16/AMX);
-- ``int8``: the kit's ONNX Runtime dynamic int8 mode.
+- ``int8``: the kit's ONNX Runtime dynamic int8 mode;
+- ``int8-static``: the kit's OpenVINO int8 graph calibrated by NNCF, on SciFact **train** queries' BM25 hits
+  (``--calibrate``, default qrels/train.tsv: never the test queries it is then judged on).
 
 Each row: pairs/s, its ratio to sentence-transformers (per pass, median), whether it is exact (logits within
-1e-4 of PyTorch), the fidelity gate against fp32 (Spearman, per-query top-5 overlap, largest logit shift), and
-the fraction of this CPU's measured matrix-multiply peak it reaches.
+1e-4 of PyTorch), the fidelity gate against fp32 (Spearman, per-query top-5 overlap, largest logit shift),
+nDCG@10 of the test queries reranked by the row's scores (SciFact pairs: the same judged candidates for every
+row, so a difference is the mode's alone) against fp32's, the relevance gate (within 0.005 of fp32), and the
+fraction of this CPU's measured matrix-multiply peak it reaches. Give ``--model`` a trained reranker (``osrerank
+train`` on SciFact train) for relevance figures that mean something; the test model's head is random.
 
-    pip install -e '.[bench,openvino]'
-    python benchmarks/p1_throughput.py [--pairs scifact] [--rounds 2] [--json]
+    pip install -e '.[bench,openvino,int8]'
+    python benchmarks/p1_throughput.py [--model DIR] [--pairs scifact] [--rounds 2] [--json]
 """
 
 from __future__ import annotations
@@ -34,12 +39,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _pairs import scifact_groups
 
 from osrerank.config.environment import get
 from osrerank.cpu import cpu_info
 from osrerank.demo import TUTORIAL_PASSAGES, TUTORIAL_QUERY
-from osrerank.gate import fidelity
+from osrerank.gate import RELEVANCE_DROP, fidelity
+from osrerank.judged import JudgedGroup, judged_groups, mean_ndcg10
 from osrerank.model import pytorch_folder, read_json
 from osrerank.precision import MODES, refusal
 from osrerank.scorer import ModelOptions, PairScorer
@@ -48,10 +53,12 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 Score = Callable[[list[tuple[str, str]]], np.ndarray]
 
 
-def groups_for(kind: str, dataset: Path, queries: int) -> list[tuple[str, list[str]]]:
+def groups_for(kind: str, dataset: Path, queries: int) -> tuple[list[tuple[str, list[str]]], list[JudgedGroup]]:
+    """The (query, candidates) groups, and their judgments where there are any (SciFact)."""
     if kind == "scifact":
-        return scifact_groups(dataset, queries=queries, k=25)
-    return [(TUTORIAL_QUERY, list(TUTORIAL_PASSAGES) * 6)] * queries
+        judged = judged_groups(dataset, queries=queries, k=25)
+        return [(g.query, g.documents) for g in judged], judged
+    return [(TUTORIAL_QUERY, list(TUTORIAL_PASSAGES) * 6)] * queries, []
 
 
 def flops_per_pair(config: dict, tokens: np.ndarray) -> np.ndarray:
@@ -119,6 +126,12 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=40, help="queries x 25 pairs [default: 40 -> 1,000 pairs]")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--calibrate",
+        type=Path,
+        default=SHARED / "data/beir/scifact/qrels/train.tsv",
+        help="judged queries whose BM25 hits calibrate int8-static [default: SciFact train]",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args()
 
@@ -127,10 +140,10 @@ def main() -> int:
 
     cpu = cpu_info()
     threads = os.cpu_count() or 1
-    groups = groups_for(args.pairs, args.dataset, args.queries)
+    groups, judged = groups_for(args.pairs, args.dataset, args.queries)
     pairs = [(q, d) for q, docs in groups for d in docs]
     sizes = [len(docs) for _, docs in groups]
-    options = ModelOptions(path=str(args.model), batch_size=args.batch_size)
+    options = ModelOptions(path=str(args.model), batch_size=args.batch_size, gate_qrels=str(args.calibrate))
     exact = PairScorer(args.model, options)
     encoded = exact.encode(pairs)
     order = sorted(range(len(pairs)), key=lambda i: int(encoded.tokens[i]))
@@ -150,11 +163,13 @@ def main() -> int:
         "fp32": lambda p: exact.score(p).values,
     }
     skipped: dict[str, str] = {}
-    for mode in ("fp32-openvino", "bf16", "int8"):
+    for mode in [m for m in MODES if m != "fp32"]:
         why = refusal(mode, "kit", cpu, "this host") or MODES[mode].missing()  # OpenVINO not installed, say
         if why:
             skipped[mode] = why
             continue
+        if MODES[mode].calibrated:
+            print(f"calibrating {mode} on {args.calibrate} (once per model; cached)", file=sys.stderr)
         scorer = PairScorer(args.model, options, mode)
         rows[mode] = lambda p, s=scorer: s.score(p).values
 
@@ -166,8 +181,10 @@ def main() -> int:
     for name, got in scores.items():
         ratio = statistics.median(r / s for r, s in zip(rates[name], rates["sentence-transformers"], strict=True))
         gate = fidelity(scores["fp32"], got, sizes)
-        precision = "bf16" if name == "bf16" else "fp32" if name != "int8" else "int8"
+        precision = "bf16" if name == "bf16" else "int8" if name.startswith("int8") else "fp32"
         best = max(rates[name])
+        ndcg = round(mean_ndcg10(judged, got), 4) if judged else None
+        ndcg_fp32 = mean_ndcg10(judged, scores["fp32"]) if judged else None
         out_rows.append(
             {
                 "mode": name,
@@ -180,6 +197,8 @@ def main() -> int:
                 "top5_min": round(gate.top5_min, 2),
                 "max_abs_logit_diff": float(f"{float(np.max(np.abs(got - scores['fp32']))):.3g}"),
                 "max_abs_logit_diff_vs_pytorch": float(f"{float(np.max(np.abs(got - reference))):.3g}"),
+                "ndcg10": ndcg,
+                "relevance_passed": None if ndcg is None else bool(ndcg_fp32 - ndcg <= RELEVANCE_DROP),
                 "fraction_of_peak": None if peak[precision] is None else round(best * work / 1e9 / peak[precision], 3),
             }
         )
@@ -191,7 +210,10 @@ def main() -> int:
             "mean_tokens": round(float(encoded.tokens.mean()), 1),
             "at_cap": int((encoded.tokens >= exact.max_length).sum()),
             "gflop_per_pair": round(work / 1e9, 2),
+            "judged_queries": len(judged),
         },
+        "model": str(args.model),
+        "calibrated_on": str(args.calibrate),
         "peak_gflops": {k: None if v is None else round(v, 1) for k, v in peak.items()},
         "rounds": args.rounds,
         "rows": out_rows,
@@ -201,21 +223,23 @@ def main() -> int:
         print(json.dumps(result, indent=2))
         return 0
     flags = ", ".join(f for f, has in result["cpu"]["flags"].items() if has) or "none of them"
-    print(f"CPU: {cpu.model} ({threads} threads); AVX-512/VNNI/BF16/AMX flags: {flags}")
+    print(f"CPU: {cpu.model} ({threads} threads); AVX-512/VNNI/BF16/AMX flags: {flags}; model {args.model}")
     print(
         f"pairs: {len(pairs)} {args.pairs}, mean {result['pairs']['mean_tokens']} tokens, "
         f"{result['pairs']['gflop_per_pair']} GFLOP per pair; matmul peak fp32 {result['peak_gflops']['fp32']} GFLOP/s"
     )
     print(
         f"{'mode':<23}{'pairs/s':>9}{'x ST':>7}{'exact':>7}{'gate':>6}{'Spearman':>10}{'top5 mean/min':>15}"
-        f"{'max logit shift':>17}{'of peak':>9}"
+        f"{'max logit shift':>17}{'nDCG@10':>9}{'rel.':>6}{'of peak':>9}"
     )
     for r in out_rows:
         peak_txt = "-" if r["fraction_of_peak"] is None else f"{r['fraction_of_peak']:.0%}"
         print(
             f"{r['mode']:<23}{r['pairs_per_s']:>9.1f}{r['ratio']:>7.2f}{'yes' if r['exact'] else 'no':>7}"
             f"{'pass' if r['gate_passed'] else 'FAIL':>6}{r['spearman']:>10.5f}"
-            f"{r['top5_mean']:>9.3f} / {r['top5_min']:.1f}{r['max_abs_logit_diff']:>17.3g}{peak_txt:>9}"
+            f"{r['top5_mean']:>9.3f} / {r['top5_min']:.1f}{r['max_abs_logit_diff']:>17.3g}"
+            f"{'-' if r['ndcg10'] is None else format(r['ndcg10'], '.4f'):>9}"
+            f"{'-' if r['relevance_passed'] is None else 'pass' if r['relevance_passed'] else 'FAIL':>6}{peak_txt:>9}"
         )
     for name, why in skipped.items():
         print(f"{name:<23}not run: {why}")

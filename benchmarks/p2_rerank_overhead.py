@@ -8,8 +8,14 @@ there the model cannot be called apart from the node, so its line shows pipeline
 ``--max-batch N`` the pipeline calls the model once per hit (setup --max-batch), so overhead is what those
 parallel one-document calls cost against the one direct call of the whole window.
 
+``--split`` (stand-in) also times each query again through a second setup whose stand-in keeps scores
+(``--cache-mb``), once the window is cached: the model then costs nothing, so that search is BM25 + the
+pipeline's own cost, which splits into the stand-in's share (the direct call of the cached window: HTTP,
+SigV4, JSON, the cache) and the node's (ml-commons' request building, the Painless pre/post-process, the
+connector's HTTP client, the rerank processor).
+
     python benchmarks/p2_rerank_overhead.py [--model DIR] [--queries 30] [--targets standin,opensearch]
-        [--precision auto] [--max-batch 32]
+        [--precision auto] [--max-batch 32] [--split]
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import requests
 from _common import DEFAULT_MODEL, RERANK_FIELD, direct_model_call, prepare, search
+
+from osrerank.cpu import cpu_info
 
 
 def timed(fn, *args):
@@ -40,13 +48,20 @@ def main() -> int:
     parser.add_argument("--targets", default="standin", help="standin and/or opensearch, comma-separated")
     parser.add_argument("--precision", default="fp32", help="the model's --precision (auto: what setup picks)")
     parser.add_argument("--max-batch", type=int, help="the pipeline calls the model once per hit (setup --max-batch)")
+    parser.add_argument("--split", action="store_true", help="split the overhead with a cached second setup")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    cpu = cpu_info()
+    flags = ", ".join(f for f, has in cpu.shown()["flags"].items() if has) or "none of them"
+    print(f"CPU: {cpu.model}; AVX-512/VNNI/BF16/AMX flags: {flags}")
 
     session = requests.Session()
     figures: dict[str, dict[str, float]] = {}
     for target in args.targets.split(","):
         _, cluster, queries = prepare(args.model, args.kind, target, args.precision, args.max_batch)
+        split = args.split and target == "standin"
+        if split:
+            prepare(args.model, args.kind, target, args.precision, args.max_batch, cache_mb=64, variant="cache")
         queries = queries[: args.queries]
         shape = f"one call per hit (--max-batch {args.max_batch})" if args.max_batch else "one call per search"
         print(f"P2 target {target}: {len(queries)} SciFact queries, model {args.model}, {shape}")
@@ -55,6 +70,8 @@ def main() -> int:
             rows: dict[str, list[float]] = {"pipeline": [], "bm25": [], "rerank": []}
             if target == "standin":
                 rows.update(model=[], overhead=[])
+            if split:
+                rows.update(cached_pipeline=[], cached_standin=[], cached_node=[])
             for query in queries:
                 t_bm25, plain = timed(search, cluster, query, k, False, target)
                 t_pipe, _ = timed(search, cluster, query, k, True, target)
@@ -66,6 +83,13 @@ def main() -> int:
                     t_model, _ = timed(direct_model_call, query, docs, session)
                     rows["model"].append(t_model)
                     rows["overhead"].append(t_pipe - t_bm25 - t_model)
+                if split:
+                    search(cluster, query, k, True, target, "cache")  # the window's scores now cached
+                    t_cached, _ = timed(search, cluster, query, k, True, target, "cache")
+                    t_cdirect, _ = timed(direct_model_call, query, docs, session, "cache")
+                    rows["cached_pipeline"].append(t_cached)
+                    rows["cached_standin"].append(t_cdirect)
+                    rows["cached_node"].append(t_cached - t_bm25 - t_cdirect)
             f = {
                 f"{key}_{p}": float(np.percentile(v, q))
                 for key, v in rows.items()
@@ -80,8 +104,15 @@ def main() -> int:
                 line += f" | model p50 {f['model_p50']:7.1f}"
                 line += f" | overhead p50 {f['overhead_p50']:6.1f} p95 {f['overhead_p95']:6.1f}"
             print(line)
+            if split:
+                print(
+                    f"{'':<10} top-{k:<3} cached: pipeline p50 {f['cached_pipeline_p50']:6.1f} ms "
+                    f"({f['cached_pipeline_p50'] / f['bm25_p50']:.2f}x BM25) | stand-in (no model) p50 "
+                    f"{f['cached_standin_p50']:5.1f} | node (pipeline - BM25 - stand-in) p50 "
+                    f"{f['cached_node_p50']:5.1f} p95 {f['cached_node_p95']:5.1f}"
+                )
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+        args.json.write_text(json.dumps({"cpu": cpu.shown(), "precision": args.precision, **figures}, indent=2))
     return 0
 
 
