@@ -105,6 +105,8 @@ def _model(c: Context) -> list[Finding]:
     findings = [
         Finding("model", "ok", f"{folder} is a {kind.name} ({', '.join(kind.architectures) or 'no architectures'})")
     ]
+    if kind.takes_text:
+        return [*findings, Finding("model", "ok", "a text pipeline: its tokenizer and truncation are in the graph")]
     import onnxruntime
 
     graph = onnx_path(folder, kind.export)

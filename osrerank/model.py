@@ -60,10 +60,11 @@ def activate(raw: np.ndarray, activation: str) -> np.ndarray:
 
 
 def check_model(model: str | Path) -> Path | None:
-    """The model's folder, or None for a hub id (of the form org/name); anything else is refused.
+    """The model's folder (or the ONNX file ``osrerank export`` wrote), or None for a hub id (of the form org/name);
+    anything else is refused.
     Cheap: nothing is downloaded or loaded."""
     path = Path(model).expanduser()
-    if path.is_dir():
+    if path.is_dir() or (path.is_file() and path.suffix == ".onnx"):  # a folder, or a text pipeline file
         return path
     if path.exists() or str(model).startswith((".", "/", "~")) or str(model).count("/") != 1:
         raise ModelLoadError(

@@ -3,14 +3,15 @@
 Each command resolves :class:`~osrerank.config.Settings` from its flags, calls one library function,
 and prints; :class:`~osrerank.errors.OsRerankError` becomes a one-line message with exit code 1.
 Commands live by noun: cluster.py, serve.py, lifecycle.py (deploy, setup, teardown, demo), query.py
-(predict, search), compare.py, evaluate.py, data.py (index, connector, pipeline).
+(predict, search), compare.py, evaluate.py, data.py (index, connector, pipeline),
+export.py (a text pipeline file).
 """
 
 from __future__ import annotations
 
 import click
 
-from . import cluster, compare, data, evaluate, lifecycle, query, serve, training
+from . import cluster, compare, data, evaluate, export, lifecycle, query, serve, training
 from .common import CONTEXT
 
 __all__ = ["cli", "main"]
@@ -28,7 +29,7 @@ def cli() -> None:
     """
 
 
-for module in (cluster, serve, lifecycle, query, compare, evaluate, training, data):
+for module in (cluster, serve, lifecycle, query, compare, evaluate, training, data, export):
     for command in module.COMMANDS:
         cli.add_command(command)
 

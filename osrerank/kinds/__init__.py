@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import ModelLoadError
 from ..model import read_json
 from .base import Encoded, ModelKind, Pair
 from .bi_encoder import BiEncoder
 from .cross_encoder import CrossEncoder
 from .decoder import Decoder
+from .text_pipeline import TextPipeline, is_text_pipeline
 
 __all__ = ["KINDS", "Encoded", "ModelKind", "Pair", "kind_of", "kind_refusal"]
 
@@ -17,13 +19,18 @@ KINDS: dict[str, type[ModelKind]] = {
     CrossEncoder.name: CrossEncoder,
     BiEncoder.name: BiEncoder,
     Decoder.name: Decoder,
+    TextPipeline.name: TextPipeline,
 }
 
 
 def kind_of(kind: str, model: str | Path) -> str:
     """The kind a model is: as given, or for ``auto`` what its folder's architectures say (a causal LM is a
     decoder reranker; anything else, and a hub id not downloaded yet, a cross-encoder, whose check names an
-    embedding model for what it is)."""
+    embedding model for what it is; an ``.onnx`` file is a text pipeline from ``osrerank export``)."""
+    if is_text_pipeline(model):
+        if kind not in ("auto", TextPipeline.name):
+            raise ModelLoadError(f"{model} is an ONNX file, a text pipeline: pass --kind auto, not --kind {kind}")
+        return TextPipeline.name
     if kind != "auto":
         return kind
     folder = Path(model).expanduser()
