@@ -298,11 +298,17 @@ def write_training_report(
         "",
         "## Evaluation on the test split (through the cluster)",
         "",
-        "| model | nDCG@10 | RR@10 | R@100 |",
-        "|---|---|---|---|",
         *(
-            f"| {name} | {m.get('nDCG@10', 0):.4f} | {m.get('RR@10', 0):.4f} | {m.get('R@100', 0):.4f} |"
-            for name, m in evals.items()
+            [
+                "| model | nDCG@10 | RR@10 | R@100 |",
+                "|---|---|---|---|",
+                *(
+                    f"| {name} | {m.get('nDCG@10', 0):.4f} | {m.get('RR@10', 0):.4f} | {m.get('R@100', 0):.4f} |"
+                    for name, m in evals.items()
+                ),
+            ]
+            if evals
+            else ["Not run (`--eval-top-k 0`): `osrerank eval --model OUT` measures it."]
         ),
         "",
         "## Loss",
