@@ -228,8 +228,21 @@ def resolve(
         if base:
             where = f"what setup recorded for pipeline {asked or '(the latest)'}: rerun osrerank setup"
             _check_keys(model, base, where)
-            merged = deep_merge(normalized(model, base), merged)
+            base = normalized(model, base)
+            if _another_model(base, merged):  # its kind, format, precision... were the recorded model's
+                base = {k: v for k, v in base.items() if k != "model"}
+            merged = deep_merge(base, merged)
     return validated(model, merged)
+
+
+def _another_model(recorded: Mapping[str, Any], given: Mapping[str, Any]) -> bool:
+    """Whether the sources name a model other than the recorded setup's: then none of the recorded model's
+    settings apply (a cross-encoder after a bi-encoder setup must not inherit its kind)."""
+    path = (given.get("model") or {}).get("path") if isinstance(given.get("model"), Mapping) else None
+    old = (recorded.get("model") or {}).get("path") if isinstance(recorded.get("model"), Mapping) else None
+    if path is None or old is None:
+        return path is not None
+    return Path(str(path)).expanduser().resolve() != Path(str(old)).expanduser().resolve()  # a hub id: as text
 
 
 def secret_free(values: Mapping[str, Any]) -> dict[str, Any]:

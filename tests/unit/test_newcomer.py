@@ -4,6 +4,7 @@ library against the in-memory cluster."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from osrerank.cli import cli
 from osrerank.errors import ConfigError
 from osrerank.opensearch import Cluster
-from osrerank.records import all_records, recorded
+from osrerank.records import all_records, recorded, remember
 from osrerank.reranker import Reranker
 from osrerank.settings import Settings
 
@@ -71,6 +72,20 @@ def test_later_commands_start_from_what_setup_recorded(fake):
     assert other.index.name == "my-test-data"  # a pipeline without a record starts from the defaults
     Reranker(later).teardown()
     assert recorded(None) is None and all_records() == []
+
+
+def test_another_model_does_not_inherit_the_recorded_models_settings(clean, tiny_model_dir, tmp_path):
+    """A later command naming another model starts that model from its defaults: a cross-encoder after a
+    bi-encoder setup must not be loaded as a bi-encoder. The same model, however it is spelled, keeps them."""
+    model = {"path": str(tiny_model_dir), "kind": "bi-encoder", "max_length": 64}
+    remember("osrerank-rerank", {"name": "nc", "model": model, "index": {"name": "docs"}}, {})
+    other = tmp_path / "other-model"
+    other.mkdir()
+    switched = Settings.resolve({"model.path": str(other)}, env={}, from_record=True)
+    assert (switched.model.kind, switched.model.max_length) == ("auto", None)
+    assert switched.index.name == "docs"  # the rest of the setup still applies
+    same = Settings.resolve({"model.path": os.path.relpath(tiny_model_dir)}, env={}, from_record=True)
+    assert (same.model.kind, same.model.max_length) == ("bi-encoder", 64)
 
 
 def test_status_lists_the_setups(fake):
