@@ -23,6 +23,9 @@ from .errors import ConfigError, Conflict, NotFound, OpenSearchError
 
 __all__ = ["Cluster", "ClusterOptions", "connect"]
 
+#: Seconds one bulk request may take (see Cluster.bulk).
+BULK_TIMEOUT_S = 600
+
 
 class ClusterOptions(Section):
     """Which cluster: a URL with its credentials, or the local one osrerank starts (its version and shape)."""
@@ -134,9 +137,14 @@ class Cluster:
 
     def bulk(self, actions: Iterable[dict[str, Any]], *, chunk_size: int = 500) -> Iterator[None]:
         """Index ``actions`` (opensearch-py bulk actions); yields once per indexed document. A rejected
-        document stops the load with its reason."""
+        document stops the load with its reason. Each request may take ``BULK_TIMEOUT_S``: through an
+        embedding ingest pipeline a chunk is 500 model inputs, which a loaded 2-core machine took over the
+        client's default 60 s to embed."""
         try:
-            for ok, item in streaming_bulk(self.client, actions, chunk_size=chunk_size, raise_on_error=False):
+            chunks = streaming_bulk(
+                self.client, actions, chunk_size=chunk_size, raise_on_error=False, request_timeout=BULK_TIMEOUT_S
+            )
+            for ok, item in chunks:
                 if not ok:
                     result = next(iter(item.values()), {})
                     raise OpenSearchError(f"bulk indexing into {result.get('_index')} failed: {str(item)[:500]}")
