@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from osrerank.settings import Settings
 
 
@@ -14,3 +16,9 @@ def settings_for(url: str, model: str | Path, name: str, /, **changes: Any) -> S
     or sections as mappings or shorthand strings (``target="opensearch", pipeline={"window": 50}, index="x"``)."""
     settings = Settings(name=name, cluster=url, model=str(model), pipeline=f"{name}-rerank", index=f"{name}-docs")
     return settings.updated(**changes) if changes else settings
+
+
+def one_node_only(why: str) -> pytest.MarkDecorator:
+    """Skip a module on the three-node line (``OSRERANK_CLUSTER__NODES=3``) at collection, before its module fixtures
+    build anything: for what depends on no cluster shape and is run on the one-node lines (CI's time budget)."""
+    return pytest.mark.skipif((Settings.resolve({}).cluster.nodes or 1) > 1, reason=why)

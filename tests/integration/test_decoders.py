@@ -23,9 +23,16 @@ from osrerank.settings import Settings
 from osrerank.templates import connector_template, list_templates
 
 from ..conftest import start_standin
+from .kit import one_node_only
 from .test_connectors import make_model, predict, url
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    one_node_only(
+        "decoder rerankers depend on no cluster shape (one connector call per search, as for cross-encoders): "
+        "the one-node lines run them on both OpenSearch lines"
+    ),
+]
 
 TEMPLATES = list_templates("connectors", "rerank")
 CASES = [

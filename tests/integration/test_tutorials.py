@@ -40,9 +40,16 @@ import requests
 
 from osrerank.targets.local_secrets import local_secrets
 
+from .kit import one_node_only
 from .rest import Rest, RestError
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    one_node_only(
+        "ml-commons' tutorials as published depend on no cluster shape: "
+        "the one-node lines replay them on both OpenSearch lines"
+    ),
+]
 
 # ---------------------------------------------------------------------------------------------------------------
 # The tutorials' requests, verbatim.
