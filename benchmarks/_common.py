@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def prepare(
         connector={"timeout_s": 60},
         targets={"standin": {"cache_mb": cache_mb}},
     )
-    reranker = Reranker(settings, lambda m: print(f"• {m}", flush=True))
+    reranker = Reranker(settings, lambda m: print(f"• {m}", file=sys.stderr, flush=True))  # stdout: the figures
     model_id = reranker.setup().model_id
     cluster = reranker.cluster()
     ensure_corpus(cluster, INDEX, SCIFACT / "corpus.jsonl", lambda *_: None)
