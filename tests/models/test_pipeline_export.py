@@ -13,6 +13,7 @@ from osrerank.pipeline_export import INPUTS, export_pipeline
 from osrerank.scorer import load_scorer
 
 from ..conftest import SCIFACT
+from ..text_pipeline_graphs import ids_session, session
 
 ort = pytest.importorskip("onnxruntime")
 ox = pytest.importorskip("onnxruntime_extensions")
@@ -40,33 +41,6 @@ NASTY_PAIRS += [("capital " * 2500, "x" * 20000), ("\x00", "\x00")]
 @pytest.fixture(scope="module")
 def folders(test_model_dir, arch_models):
     return {"minilm": test_model_dir, **arch_models}
-
-
-def session(path):
-    options = ort.SessionOptions()
-    options.register_custom_ops_library(ox.get_library_path())
-    return ort.InferenceSession(str(path), options)
-
-
-def ids_session(folder, tmp_path):
-    """The graph's tokenizer alone: one text in, its ids out."""
-    from onnx import TensorProto, helper
-
-    from osrerank.pipeline_tokenizers import EXTRA_OPSETS, Builder, read_tokenizer, text_ids
-
-    b = Builder("")
-    ids = text_ids(b, read_tokenizer(folder), "text")
-    graph = helper.make_graph(
-        b.nodes,
-        "ids",
-        [helper.make_tensor_value_info("text", TensorProto.STRING, [1])],
-        [helper.make_tensor_value_info(ids, TensorProto.INT64, [None])],
-        b.initializers,
-    )
-    opsets = [helper.make_opsetid("", 17), *(helper.make_opsetid(d, v) for d, v in EXTRA_OPSETS.items())]
-    (tmp_path / "ids.onnx").write_bytes(helper.make_model(graph, opset_imports=opsets).SerializeToString())
-    run = session(tmp_path / "ids.onnx")
-    return lambda text: run.run(None, {"text": np.array([text], dtype=object)})[0].tolist()
 
 
 def reference(folder):

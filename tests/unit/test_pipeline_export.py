@@ -21,6 +21,7 @@ from osrerank.scorer import ModelOptions, load_scorer
 from osrerank.server.app import create_app
 
 from ..conftest import REPO, ServerThread
+from ..text_pipeline_graphs import ids_session, session
 
 ort = pytest.importorskip("onnxruntime")
 ox = pytest.importorskip("onnxruntime_extensions")
@@ -45,12 +46,6 @@ EXTRA = [
 ]
 
 
-def session(path: Path):
-    options = ort.SessionOptions()
-    options.register_custom_ops_library(ox.get_library_path())
-    return ort.InferenceSession(str(path), options)
-
-
 def feed(pairs):
     return {
         "first_input": np.array([q for q, _ in pairs], dtype=object),
@@ -69,28 +64,13 @@ def pipeline(exported):
 
 
 def test_token_ids_are_the_folder_tokenizers(tmp_path):
-    from onnx import TensorProto, helper
     from tokenizers import Tokenizer
 
-    from osrerank.pipeline_tokenizers import EXTRA_OPSETS, Builder, read_tokenizer, text_ids
-
-    b = Builder("")
-    ids = text_ids(b, read_tokenizer(TINY), "text")
-    graph = helper.make_graph(
-        b.nodes,
-        "ids",
-        [helper.make_tensor_value_info("text", TensorProto.STRING, [1])],
-        [helper.make_tensor_value_info(ids, TensorProto.INT64, [None])],
-        b.initializers,
-    )
-    opsets = [helper.make_opsetid("", 17), *(helper.make_opsetid(d, v) for d, v in EXTRA_OPSETS.items())]
-    (tmp_path / "ids.onnx").write_bytes(helper.make_model(graph, opset_imports=opsets).SerializeToString())
-    run = session(tmp_path / "ids.onnx")
+    run = ids_session(TINY, tmp_path)
     tokenizer = Tokenizer.from_file(str(TINY / "tokenizer.json"))
     texts = sorted({t for pair in PAIRS for t in pair}) + EXTRA
     for text in texts:
-        got = run.run(None, {"text": np.array([text], dtype=object)})[0].tolist()
-        assert got == tokenizer.encode(text, add_special_tokens=False).ids, repr(text[:80])
+        assert run(text) == tokenizer.encode(text, add_special_tokens=False).ids, repr(text[:80])
 
 
 def test_logits_equal_pytorch_batched_and_one_pair_at_a_time(pipeline):
