@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _timing import interleaved
 
 from osrerank.config.environment import get
 from osrerank.cpu import cpu_info
@@ -89,29 +89,6 @@ def matmul_peak(threads: int, bf16: bool) -> dict[str, float | None]:
         out[name] = 2 * 2048**3 * n / (time.perf_counter() - started) / 1e9
     out["int8"] = None  # no portable int8 GEMM to time from Python
     return out
-
-
-def interleaved(rows: dict[str, Score], pairs: list[tuple[str, str]], slices: list[list[int]], rounds: int):
-    """Per round, each row's pairs/s; and each row's scores (from the last round)."""
-    rng = random.Random(0)
-    for score in rows.values():  # warm-up on a middle slice
-        score([pairs[i] for i in slices[len(slices) // 2]])
-    rates: dict[str, list[float]] = {name: [] for name in rows}
-    scores = {name: np.zeros(len(pairs)) for name in rows}
-    for round_no in range(rounds):
-        spent = dict.fromkeys(rows, 0.0)
-        for number, chunk in enumerate(slices):
-            names = list(rows)
-            rng.shuffle(names)
-            for name in names:
-                started = time.perf_counter()
-                scores[name][chunk] = rows[name]([pairs[i] for i in chunk])
-                spent[name] += time.perf_counter() - started
-            if number % 8 == 7:
-                print(f"  round {round_no + 1}/{rounds}: {number + 1}/{len(slices)} slices", file=sys.stderr)
-        for name in rows:
-            rates[name].append(len(pairs) / spent[name])
-    return rates, scores
 
 
 def main() -> int:

@@ -40,7 +40,6 @@ import hashlib
 import importlib
 import json
 import os
-import random
 import socket
 import statistics
 import subprocess
@@ -55,6 +54,7 @@ from typing import Any
 import numpy as np
 import requests
 from _pairs import scifact_groups
+from _timing import interleaved
 
 from osrerank.config.environment import get
 from osrerank.cpu import cpu_info
@@ -177,29 +177,6 @@ def http_row(url: str, session: requests.Session, raw: bool) -> Score:
         return np.array([r["score"] for r in reply.json()], dtype=np.float64)
 
     return score
-
-
-def interleaved(rows: dict[str, Score], pairs: Pairs, slices: list[list[int]], rounds: int, label: str):
-    """Per round, each row's pairs/s; and each row's raw values (from the last round)."""
-    rng = random.Random(0)
-    for score in rows.values():  # warm-up on a middle slice
-        score([pairs[i] for i in slices[len(slices) // 2]])
-    rates: dict[str, list[float]] = {name: [] for name in rows}
-    values = {name: np.zeros(len(pairs)) for name in rows}
-    for round_no in range(rounds):
-        spent = dict.fromkeys(rows, 0.0)
-        for number, chunk in enumerate(slices):
-            names = list(rows)
-            rng.shuffle(names)
-            for name in names:
-                started = time.perf_counter()
-                values[name][chunk] = rows[name]([pairs[i] for i in chunk])
-                spent[name] += time.perf_counter() - started
-            if number % 4 == 3 or number == len(slices) - 1:
-                print(f"  {label} round {round_no + 1}/{rounds}: {number + 1}/{len(slices)} slices", file=sys.stderr)
-        for name in rows:
-            rates[name].append(len(pairs) / spent[name])
-    return rates, values
 
 
 def in_order(score: Score, pairs: Pairs, slices: list[list[int]]) -> np.ndarray:
