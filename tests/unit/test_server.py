@@ -95,6 +95,36 @@ def test_concurrent_requests_are_answered_from_one_batch(scorer, reference):
         assert metric(server, "osrerank_batch_pairs_max") == 6
 
 
+def test_a_request_is_run_shortest_first_and_answered_in_its_own_order():
+    """The model sees a request's pairs in slices of about one length (little padding, full batches); the
+    scores still come back in the order the pairs were sent."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from osrerank.kinds.base import Encoded
+    from osrerank.server.batcher import DynamicBatcher
+
+    lengths = [50, 5, 30, 10, 40, 20]
+    seen: list[list[int]] = []
+
+    def run(items):
+        seen.append([len(item.ids) for item in items])
+        return np.array([float(len(item.ids)) for item in items])
+
+    async def score():
+        batcher = DynamicBatcher(SimpleNamespace(run=run), max_batch_tokens=64, max_wait_s=0)
+        batcher.start()
+        try:
+            items = [SimpleNamespace(ids=[0] * n) for n in lengths]
+            encoded = Encoded(items, np.zeros(len(items), dtype=bool), np.array(lengths))
+            return await batcher.score(encoded)
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(score()).tolist() == [float(n) for n in lengths]
+    assert [n for batch in seen for n in batch] == sorted(lengths)
+
+
 def test_raw_logits_with_function_to_apply_none(scorer, reference):
     with ServerThread(create_app(scorer, activation="none")) as server:
         reply = invoke(server, [(p["query"], p["document"]) for p in reference])
