@@ -14,8 +14,11 @@ pipeline's own cost, which splits into the stand-in's share (the direct call of 
 SigV4, JSON, the cache) and the node's (ml-commons' request building, the Painless pre/post-process, the
 connector's HTTP client, the rerank processor).
 
+``--against fp32`` sets up a third stand-in with that precision and times its reranked search right after each
+query's, so ``--precision auto --against fp32`` compares the two in one run, query by query.
+
     python benchmarks/p2_rerank_overhead.py [--model DIR] [--queries 30] [--targets standin,opensearch]
-        [--precision auto] [--max-batch 32] [--split]
+        [--precision auto] [--max-batch 32] [--split] [--against fp32]
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ def main() -> int:
     parser.add_argument("--precision", default="fp32", help="the model's --precision (auto: what setup picks)")
     parser.add_argument("--max-batch", type=int, help="the pipeline calls the model once per hit (setup --max-batch)")
     parser.add_argument("--split", action="store_true", help="split the overhead with a cached second setup")
+    parser.add_argument(
+        "--against", help="another --precision (fp32, say) timed in the same run, query by query: the p50 ratio"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     cpu = cpu_info()
@@ -62,22 +68,31 @@ def main() -> int:
         split = args.split and target == "standin"
         if split:
             prepare(args.model, args.kind, target, args.precision, args.max_batch, cache_mb=64, variant="cache")
+        against = args.against and target == "standin"
+        if against:
+            prepare(args.model, args.kind, target, args.against, args.max_batch, variant="against")
         queries = queries[: args.queries]
         shape = f"one call per hit (--max-batch {args.max_batch})" if args.max_batch else "one call per search"
         print(f"P2 target {target}: {len(queries)} SciFact queries, model {args.model}, {shape}")
         for k in (int(w) for w in args.windows.split(",")):
             search(cluster, queries[0], k, True, target)  # warm-up
+            if against:
+                search(cluster, queries[0], k, True, target, "against")
             rows: dict[str, list[float]] = {"pipeline": [], "bm25": [], "rerank": []}
             if target == "standin":
                 rows.update(model=[], overhead=[])
             if split:
                 rows.update(cached_pipeline=[], cached_standin=[], cached_node=[])
+            if against:
+                rows.update(against_pipeline=[])
             for query in queries:
                 t_bm25, plain = timed(search, cluster, query, k, False, target)
                 t_pipe, _ = timed(search, cluster, query, k, True, target)
                 rows["pipeline"].append(t_pipe)
                 rows["bm25"].append(t_bm25)
                 rows["rerank"].append(t_pipe - t_bm25)
+                if against:
+                    rows["against_pipeline"].append(timed(search, cluster, query, k, True, target, "against")[0])
                 if target == "standin":
                     docs = [h["_source"][RERANK_FIELD] for h in plain["hits"]["hits"]]
                     t_model, _ = timed(direct_model_call, query, docs, session)
@@ -111,8 +126,15 @@ def main() -> int:
                     f"{f['cached_standin_p50']:5.1f} | node (pipeline - BM25 - stand-in) p50 "
                     f"{f['cached_node_p50']:5.1f} p95 {f['cached_node_p95']:5.1f}"
                 )
+            if against:
+                print(
+                    f"{'':<10} top-{k:<3} {args.against}: pipeline p50 {f['against_pipeline_p50']:7.1f} ms, so "
+                    f"{args.precision} is {f['against_pipeline_p50'] / f['pipeline_p50']:.2f}x faster (same queries, "
+                    "interleaved)"
+                )
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu.shown(), "precision": args.precision, **figures}, indent=2))
+        out = {"cpu": cpu.shown(), "precision": args.precision, "against": args.against, **figures}
+        args.json.write_text(json.dumps(out, indent=2))
     return 0
 
 

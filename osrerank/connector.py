@@ -17,7 +17,7 @@ from .pipeline import Chunking
 from .templates import connector_template, render
 from .types import Credentials, Found
 
-__all__ = ["ConnectorOptions", "delete_connector", "ensure_connector", "render_connector"]
+__all__ = ["ConnectorOptions", "delete_connector", "ensure_connector", "passes_inputs_through", "render_connector"]
 
 
 class ConnectorOptions(Section):
@@ -55,9 +55,11 @@ def render_connector(
     description: str,
     raw_scores: bool = False,
     chunk: Chunking | None = None,
+    passthrough: bool = False,
 ) -> dict[str, Any]:
     """The full ``_plugins/_ml/connectors/_create`` body for ``template``; ``raw_scores``: the model's logits
-    (activation none), ``chunk``: long documents cut into passages in the pre-process.
+    (activation none), ``chunk``: long documents cut into passages in the pre-process, ``passthrough``: the
+    pairs handed to ml-commons as text it neither re-parses nor escapes (3.0+: :func:`passes_inputs_through`).
 
     Example::
 
@@ -80,6 +82,7 @@ def render_connector(
         "max_retries": 0,
         "raw_scores": raw_scores,
         "chunk": chunk,
+        "passthrough": passthrough,
         "remote_model": options.remote_model,
         **{
             k: getattr(credentials, k)
@@ -87,6 +90,12 @@ def render_connector(
         },
     }
     return render("connectors", template, variables)
+
+
+def passes_inputs_through(ml: MLCommons) -> bool:
+    """Whether this cluster's ml-commons honours ``no_escape_params`` (3.0+), so a connector may hand it the pairs
+    as a string it does not parse to decide on escaping (connectors/_painless.j2, ``return_pairs``)."""
+    return ml.cluster.version >= (3, 0, 0)
 
 
 def _fingerprint(body: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.progress import Progress
 
-from ..connector import ensure_connector
+from ..connector import ensure_connector, passes_inputs_through
 from ..errors import ConfigError
 from ..ingest import count_lines, load_jsonl
 from ..pipeline import set_default_pipeline, set_up_pipeline
@@ -71,15 +71,16 @@ def connector() -> None:
     """
 
 
-def _connector_body(settings: Settings) -> dict[str, Any]:
-    """The connector for --endpoint-url, made as the target would make it."""
+def _connector_body(settings: Settings, passthrough: bool = False) -> dict[str, Any]:
+    """The connector for --endpoint-url, made as the target would make it (``passthrough``: for ml-commons 3.0+;
+    what ``render`` prints leaves it off, so it suits every line)."""
     if not settings.connector.endpoint_url:
         raise ConfigError("--endpoint-url is required: the model endpoint the connector calls")
     target = Reranker(settings, progress).target
     if not isinstance(target, RemoteTarget):
         raise ConfigError(f"target {settings.target!r} runs the model inside the cluster: it has no connector")
     target.check()
-    return target.connector_body(target.endpoint())
+    return target.connector_body(target.endpoint(), passthrough)
 
 
 @connector.command("render", context_settings=CONTEXT)
@@ -110,7 +111,8 @@ def connector_create(**kwargs: Any) -> None:
         osrerank connector create --endpoint-url https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/x/invocations
     """
     settings = resolve_settings(kwargs)
-    found = ensure_connector(Reranker(settings).ml(), _connector_body(settings))
+    ml = Reranker(settings).ml()
+    found = ensure_connector(ml, _connector_body(settings, passes_inputs_through(ml)))
     out.print(f"connector {found.id} ({found.action})")
 
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol
 
 from ..config.environment import get
 from ..config.section import Section
-from ..connector import ConnectorOptions, delete_connector, ensure_connector, render_connector
+from ..connector import ConnectorOptions, delete_connector, ensure_connector, passes_inputs_through, render_connector
 from ..cpu import cpu_info
 from ..errors import ConfigError
 from ..kinds import kind_refusal
@@ -197,9 +197,10 @@ class RemoteTarget(Target):
         self._endpoint = self.endpoint()  # on every setup: a server stopped since the last one is started again
         return {"endpoint": self._endpoint.found}
 
-    def connector_body(self, endpoint: Endpoint) -> dict[str, Any]:
-        """The connector to ``endpoint``, as setup creates it. A bearer-token API without a token: refused where
-        the API needs one, else said in one line (the connector then sends no Authorization header)."""
+    def connector_body(self, endpoint: Endpoint, passthrough: bool = False) -> dict[str, Any]:
+        """The connector to ``endpoint``, as setup creates it (``passthrough``: for ml-commons 3.0+). A bearer-token
+        API without a token: refused where the API needs one, else said in one line (the connector then sends no
+        Authorization header)."""
         s = self.settings
         info = connector_template(self.template)
         if info.auth == "bearer" and not endpoint.credentials.bearer_token:
@@ -221,12 +222,13 @@ class RemoteTarget(Target):
             description=f"osrerank: {s.model.path} via {self.template}",
             raw_scores=s.model.activation == "none",
             chunk=s.pipeline.chunk,
+            passthrough=passthrough,
         )
 
     def setup_model(self, ml: MLCommons, group_id: str) -> dict[str, Found]:
         endpoint = self._endpoint = self._endpoint or self.endpoint()
         self.progress("creating the connector")
-        connector = ensure_connector(ml, self.connector_body(endpoint))
+        connector = ensure_connector(ml, self.connector_body(endpoint, passes_inputs_through(ml)))
         self.progress("registering and deploying the model")
         model = self._ensure_model(ml, connector.id, group_id)
         return {"endpoint": endpoint.found, "connector": connector, "model": model}

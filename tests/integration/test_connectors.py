@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import requests
 
-from osrerank.connector import delete_connector, ensure_connector, render_connector
+from osrerank.connector import delete_connector, ensure_connector, passes_inputs_through, render_connector
 from osrerank.errors import OpenSearchError
 from osrerank.ingest import create_index, delete_index, load_documents
 from osrerank.ml_commons import MLCommons
@@ -46,8 +46,9 @@ def url(server, template: str, name: str) -> str:
     return server.url + connector_template(template).standin_path.format(name=name)
 
 
-def connector_body(settings, endpoint_url, credentials):
-    """The connector rendered from ``settings`` (its template, activation, long documents) as setup renders it."""
+def connector_body(settings, endpoint_url, credentials, passthrough=False):
+    """The connector rendered from ``settings`` (its template, activation, long documents) as setup renders it
+    (``passthrough``: as it does for this cluster's line)."""
     return render_connector(
         settings.connector,
         settings.connector.template,
@@ -57,13 +58,15 @@ def connector_body(settings, endpoint_url, credentials):
         description=f"osrerank connector test: {settings.connector.template}",
         raw_scores=settings.model.activation == "none",
         chunk=settings.pipeline.chunk,
+        passthrough=passthrough,
     )
 
 
 def make_model(cluster, settings, endpoint_url, credentials=None):
     """A remote model on a connector rendered from ``settings.connector.template``, registered and deployed."""
     ml = MLCommons(cluster)
-    body = connector_body(settings, endpoint_url, credentials or local_secrets().credentials())
+    credentials = credentials or local_secrets().credentials()
+    body = connector_body(settings, endpoint_url, credentials, passes_inputs_through(ml))
     connector = ensure_connector(ml, body)
     group = ml.ensure_model_group(settings.group_name)
     model_id = ml.register_remote(settings.model_name, connector.id, group.id, "osrerank connector test")
