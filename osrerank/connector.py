@@ -8,10 +8,11 @@ import hashlib
 import json
 import math
 import os
+import time
 from typing import Any
 
 from .config.section import Section, setting
-from .errors import ConfigError
+from .errors import ConfigError, Conflict
 from .ml_commons import MLCommons
 from .pipeline import Chunking
 from .templates import connector_template, render
@@ -117,10 +118,21 @@ def ensure_connector(ml: MLCommons, body: dict[str, Any]) -> Found:
     return Found(ml.create_connector(body), "replaced" if existing else "created")
 
 
-def delete_connector(ml: MLCommons, connector_id: str) -> list[str]:
-    """Delete a connector, first undeploying and deleting the models that use it; returns their ids."""
-    model_ids = ml.models_using(connector_id)
-    for model_id in model_ids:
-        ml.delete_model(model_id)
-    ml.delete_connector(connector_id)
-    return model_ids
+def delete_connector(ml: MLCommons, connector_id: str, wait_s: float = 30.0) -> list[str]:
+    """Delete a connector, first undeploying and deleting the models that use it; returns their ids. ml-commons
+    refuses (409) while any model is on it, and the model search can lag a model registered just before, so
+    the models are looked up again until the connector goes (``wait_s`` at most): CI once saw the connector
+    refused for 10 s over a model the first lookup had not found."""
+    deleted: list[str] = []
+    deadline = time.monotonic() + wait_s
+    while True:
+        for model_id in ml.models_using(connector_id):
+            if model_id not in deleted:
+                ml.delete_model(model_id)
+                deleted.append(model_id)
+        try:
+            ml.delete_connector(connector_id)
+            return deleted
+        except Conflict:
+            if time.monotonic() > deadline:
+                raise

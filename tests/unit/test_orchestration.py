@@ -121,3 +121,32 @@ def test_a_stand_in_that_refuses_its_settings_leaves_the_cluster_untouched(fake,
         standin.setup()
     assert "Already in place: nothing" in str(stopped.value)
     assert fake.calls == []
+
+
+def test_a_connector_whose_model_the_search_missed_is_deleted_with_it():
+    """ml-commons refuses to delete a connector a model still uses (409), and its model search can miss a model
+    registered just before: the connector's models are looked up again until it goes."""
+    from osrerank.connector import delete_connector
+    from osrerank.errors import Conflict
+
+    class LaggingML:
+        def __init__(self) -> None:
+            self.models, self.lookups, self.deleted_models, self.connector_gone = {"m1"}, 0, [], False
+
+        def models_using(self, connector_id: str) -> list[str]:
+            self.lookups += 1
+            return [] if self.lookups == 1 else sorted(self.models)  # the first search lags the registration
+
+        def delete_model(self, model_id: str) -> None:
+            self.models.discard(model_id)
+            self.deleted_models.append(model_id)
+
+        def delete_connector(self, connector_id: str) -> bool:
+            if self.models:
+                raise Conflict("1 models are still using this connector", status=409)
+            self.connector_gone = True
+            return True
+
+    ml = LaggingML()
+    assert delete_connector(ml, "c1", wait_s=5) == ["m1"]  # type: ignore[arg-type]
+    assert ml.connector_gone and ml.deleted_models == ["m1"]
