@@ -27,13 +27,17 @@ from osrerank.precision import FASTER_BY, MODES
 from osrerank.reranker import Reranker
 from osrerank.targets.standin import StandInProcess
 
-from .kit import settings_for
+from .kit import one_node_only, settings_for
 from .rest import Rest
 from .test_lifecycle import load_tutorial
 
 pytestmark = pytest.mark.integration
 
 WITHOUT_OPENVINO = Path(__file__).parent / "without_openvino"
+#: ``auto``'s choice and its gate run in the stand-in, the same on any cluster shape (CI's time budget)
+ONE_NODE = one_node_only(
+    "auto's gate and choice run in the stand-in and depend on no cluster shape: the one-node lines run them"
+)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +70,7 @@ def test_a_refused_mode_creates_nothing(
         reranker.teardown()
 
 
+@ONE_NODE
 @pytest.mark.parametrize(
     ("openvino", "why"),
     [
@@ -118,6 +123,7 @@ def gate_measurements(log_file: Path, offset: int = 0) -> list[dict]:
     return [json.loads(line.partition(" osrerank.gate ")[2]) for line in lines if " osrerank.gate " in line]
 
 
+@ONE_NODE
 def test_auto_measures_each_mode_once_and_only_in_the_stand_in(
     local_cluster, test_model_dir, gate_pairs, tmp_path, monkeypatch, caplog
 ):
