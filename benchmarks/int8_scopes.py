@@ -23,12 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-from osrerank.calibrated import CALIBRATION_PAIRS, KEPT_IN_FP32
+from osrerank.calibrated import CALIBRATION_PAIRS, KEPT_IN_FP32, calibration_pairs
 from osrerank.cpu import cpu_info
 from osrerank.gate import fidelity, gate_data, pairs_of
 from osrerank.judged import judged_groups, mean_ndcg10
 from osrerank.runtimes import openvino_runner
-from osrerank.scorer import ModelOptions, PairScorer, length_batches
+from osrerank.scorer import ModelOptions, PairScorer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 ATTENTION_PRODUCTS = [r".*attention/self/MatMul$", r".*attention/self/MatMul_1$"]
@@ -65,7 +65,6 @@ def main() -> int:
     test = judged_groups(args.dataset, queries=300, k=25)
     test_pairs = [(g.query, d) for g in test for d in g.documents]
     ref_gate, ref_test = scorer.score(gate_pairs).values, scorer.score(test_pairs).values
-    spread = sorted((j, i) for i, (_, docs) in enumerate(gate.groups) for j in range(len(docs)))
     print(f"{cpu.model}; fp32 nDCG@10 train gate {mean_ndcg10(gate.judged, ref_gate):.4f}", file=sys.stderr)
 
     def speed(runner) -> float:
@@ -83,9 +82,8 @@ def main() -> int:
     core = ov.Core()
     for name in args.variants.split(","):
         v = VARIANTS[name]
-        pairs = [(gate.groups[i][0], gate.groups[i][1][j]) for j, i in spread[: v.get("pairs", CALIBRATION_PAIRS)]]
-        items = scorer.encode(pairs).items
-        data = [scorer._feed(items, chunk) for chunk in length_batches([len(e.ids) for e in items], 8)]
+        pairs = calibration_pairs(gate.groups, v.get("pairs", CALIBRATION_PAIRS))
+        data = scorer.calibration_feeds(pairs)
         extra = {}
         if "smooth_quant" in v:
             sq = AdvancedSmoothQuantParameters(matmul=v["smooth_quant"])

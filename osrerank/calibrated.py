@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import numpy as np
 from .errors import ToolMissingError
 from .paths import cache_root
 
-__all__ = ["CALIBRATION_PAIRS", "KEPT_IN_FP32", "calibrated_graph"]
+__all__ = ["CALIBRATION_PAIRS", "KEPT_IN_FP32", "calibrated_graph", "calibration_pairs"]
 
 #: Pairs the ranges are calibrated on (NNCF's default subset is 300 samples).
 CALIBRATION_PAIRS = 288
@@ -33,6 +33,15 @@ CALIBRATION_PAIRS = 288
 KEPT_IN_FP32 = [r".*pooler.*", r".*classifier.*", r".*/head/.*", r".*lm_head.*", r".*score.*"]
 
 Feeds = list[dict[str, np.ndarray]]
+
+
+def calibration_pairs(
+    groups: Sequence[tuple[str, Sequence[str]]], count: int = CALIBRATION_PAIRS
+) -> list[tuple[str, str]]:
+    """The first ``count`` (query, document) pairs taken across the gate's groups: each query's first candidate,
+    then each one's second, and so on, so every query is in the calibration before any has two."""
+    spread = sorted((j, i) for i, (_, docs) in enumerate(groups) for j in range(len(docs)))
+    return [(groups[i][0], groups[i][1][j]) for j, i in spread[:count]]
 
 
 def calibrated_graph(onnx_file: Path, feeds: Callable[[], Feeds], calibration_key: str) -> Path:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import field_validator
 
-from .calibrated import CALIBRATION_PAIRS, calibrated_graph
+from .calibrated import calibrated_graph, calibration_pairs
 from .config.section import Section, setting
 from .config.sources import validated
 from .errors import ScoringError
@@ -207,18 +207,15 @@ class PairScorer:
     # ------------------------------------------------------------------ internals
     def _calibration(self) -> Path:
         """This model quantized on the gate's pairs as this scorer encodes them (int8-static): the first
-        CALIBRATION_PAIRS pairs taken across the groups (each query's first candidate, then each one's second...),
-        fed as the model sees them, a few pairs a batch."""
-        groups = gate_data(self.options.gate_pairs, self.options.gate_qrels).groups
-        spread = sorted(((j, i) for i, (_, docs) in enumerate(groups) for j in range(len(docs))))
-        pairs = [(groups[i][0], groups[i][1][j]) for j, i in spread[:CALIBRATION_PAIRS]]
+        CALIBRATION_PAIRS pairs taken across the groups (``calibration_pairs``), fed as the model sees them."""
+        pairs = calibration_pairs(gate_data(self.options.gate_pairs, self.options.gate_qrels).groups)
         key = json.dumps([pairs, self.max_length, self.kind.name, self.options.instruction])
+        return calibrated_graph(self.onnx_file, lambda: self.calibration_feeds(pairs), key)
 
-        def feeds() -> list[dict[str, np.ndarray]]:
-            items = self.encode(pairs).items
-            return [self._feed(items, chunk) for chunk in length_batches([len(e.ids) for e in items], 8)]
-
-        return calibrated_graph(self.onnx_file, feeds, key)
+    def calibration_feeds(self, pairs: Sequence[Pair]) -> list[dict[str, np.ndarray]]:
+        """``pairs`` as the model's inputs, a few pairs a batch of about one length: what NNCF calibrates on."""
+        items = self.encode(pairs).items
+        return [self._feed(items, chunk) for chunk in length_batches([len(e.ids) for e in items], 8)]
 
     def _feed(self, encodings: Sequence[Any], chunk: Sequence[int]) -> dict[str, np.ndarray]:
         """The model's inputs for ``encodings[chunk]``, padded to the longest (on the kind's side)."""
