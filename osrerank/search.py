@@ -43,6 +43,16 @@ class SearchResult:
     fallback: str | None = None
 
 
+#: what the per-hit pipeline (--max-batch) answers when a hit's model call failed, and what does that
+PER_HIT_FAILED = "The field to rerank by is not found at hit"
+PER_HIT_CAUSES = (
+    "That hit's model call failed (the per-hit pipeline, --max-batch). The node's log says why, after "
+    "ml-commons' 'Prediction Failed'. Usual causes: the model server is down or refused the text; the request's "
+    "ext.rerank.query_context has no query_text, or has query_text_path too; the hit has none of the rerank "
+    "fields in _source. `osrerank doctor` checks the model server and the pipeline"
+)
+
+
 def rerank_outcome(raw: dict[str, Any]) -> tuple[bool, str | None]:
     """From a ``verbose_pipeline`` response: did the rerank processor run, and if not, why."""
     for result in raw.get("processor_results", []):
@@ -57,8 +67,10 @@ def _fails_open(cluster: Cluster, pipeline: str) -> bool:
         definition = cluster.call("GET", f"/_search/pipeline/{pipeline}").get(pipeline, {})
     except NotFound as exc:
         raise ConfigError(f"search pipeline {pipeline!r} does not exist: run `osrerank setup` first") from exc
-    scorers = [p.get("rerank") or p.get("ml_inference") or {} for p in definition.get("response_processors", [])]
-    return any(s.get("tag") == "osrerank-rerank" and s.get("ignore_failure") for s in scorers)
+    # the `rerank` processor decides: the per-hit pipeline's ml_inference always ignores its failures (they
+    # reach the caller through its by_field `rerank`, which never does)
+    reorders = [p.get("rerank") or {} for p in definition.get("response_processors", [])]
+    return any(r.get("tag") == "osrerank-rerank" and r.get("ignore_failure") for r in reorders)
 
 
 def blend(first: dict[str, float], model: dict[str, float], weight: float) -> dict[str, float]:
@@ -168,6 +180,8 @@ def search(
     except OpenSearchError as exc:
         if exc.status in (400, 404) and f"{pipeline} is not defined" in str(exc):
             raise ConfigError(f"search pipeline {pipeline!r} does not exist: run `osrerank setup` first") from exc
+        if exc.status == 400 and PER_HIT_FAILED in str(exc):
+            raise OpenSearchError(f"{exc}. {PER_HIT_CAUSES}", exc.status) from exc
         raise
     reranked, fallback = rerank_outcome(raw)
     raw.pop("processor_results", None)  # copies of every hit, twice: not for the caller

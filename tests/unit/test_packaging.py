@@ -145,6 +145,8 @@ def test_a_batch_limit_makes_one_model_call_per_hit():
     assert per_hit["output_map"] == [{"osrerank_score": "$.inference_results[0].output[0].data[0]"}]
     order = body["response_processors"][1]["rerank"]
     assert order["by_field"] == {"target_field": "osrerank_score", "remove_target_field": True}
+    # a failed call leaves its hit unscored and by_field fails the search: ml_inference failing itself can hang it
+    assert per_hit["ignore_failure"] is True and "ignore_failure" not in order
     assert body["request_processors"][0]["script"]["params"] == {"window": 100}
 
 
