@@ -78,6 +78,13 @@ def build_app(spec: ServerSpec) -> Any:
     )
 
 
+#: Seconds the stand-in keeps an idle connection open: longer than its clients keep one in their pools (ml-commons'
+#: AWS SDK Netty client: 60 s). With uvicorn's default of 5 s, a pooled connection idle for about 5 s could be
+#: closed by the server just as ml-commons sent the next call on it, and that call failed ("The connection was
+#: closed during the request": one per-hit call in a CI run of 3.6.0 on three nodes).
+KEEP_ALIVE_S = 75
+
+
 def serve(spec: ServerSpec) -> None:
     """Load the model and serve until interrupted."""
     import uvicorn
@@ -86,4 +93,11 @@ def serve(spec: ServerSpec) -> None:
     app = build_app(spec)
     log = logging.getLogger("osrerank.server")
     log.info(json.dumps({"serving": spec.model.path, "port": spec.port, "auth": spec.server.auth}))
-    uvicorn.run(app, host=spec.server.host, port=spec.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=spec.server.host,
+        port=spec.port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )

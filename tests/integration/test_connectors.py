@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
+import time
+from urllib.parse import urlsplit
+
 import numpy as np
 import pytest
 import requests
@@ -425,3 +429,18 @@ def test_chunked_documents_score_their_best_passage(template, os_client, standin
         delete_pipeline(os_client, pipe)
         delete_index(os_client, index)
         cleanup(os_client, settings, model_id)
+
+
+def test_the_stand_in_keeps_an_idle_connection_longer_than_ml_commons_pool_does(standin):
+    """ml-commons' HTTP client (AWS SDK Netty) keeps an idle connection pooled for 60 s and sends the next call on it:
+    a server that closes it sooner (uvicorn's default 5 s) can close it under that call, which then fails. Costs 6 s
+    a line."""
+    url = urlsplit(standin.base_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    for pause in (0, 6):
+        time.sleep(pause)
+        connection.request("GET", "/ping")
+        reply = connection.getresponse()  # http.client.RemoteDisconnected if the server closed the connection
+        reply.read()
+        assert reply.status == 200 and not reply.will_close
+    connection.close()
