@@ -49,6 +49,12 @@ __all__ = [
 ]
 
 MAX_CHARS_PER_TOKEN = 64
+#: On OpenVINO a batch is padded to a multiple of this many tokens (never past max_length): OpenVINO keeps
+#: compiled state for every input shape it meets, so widths that vary token by token cost memory and time.
+#: Measured on the test model's SciFact pairs (mean 381 tokens, Xeon with AMX, one interleaved run): bf16 74.7 ->
+#: 81.7 pairs/s, f32 28.4 -> 27.9 (noise; logits within 1.5e-5 of unpadded); 300 random shapes grew the RSS by
+#: 413 MB instead of 653 MB.
+OPENVINO_WIDTH_STEP = 32
 Kind = Literal[("auto", *KINDS)]  # type: ignore[valid-type]
 Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
 
@@ -148,6 +154,7 @@ class PairScorer:
         self.tokenizer = self.kind.tokenizer(self.max_length)
         self.pad_id = int(self.kind.config.get("pad_token_id", 0) or 0)
         threads = options.threads or os.cpu_count() or 1
+        self.width_step = OPENVINO_WIDTH_STEP if MODES[mode].engine == "openvino" else 1
         self.runner = (
             self.kind.runner()
             if self.kind.takes_text
@@ -218,8 +225,10 @@ class PairScorer:
         return [self._feed(items, chunk) for chunk in length_batches([len(e.ids) for e in items], 8)]
 
     def _feed(self, encodings: Sequence[Any], chunk: Sequence[int]) -> dict[str, np.ndarray]:
-        """The model's inputs for ``encodings[chunk]``, padded to the longest (on the kind's side)."""
-        width = max(len(encodings[i].ids) for i in chunk)
+        """The model's inputs for ``encodings[chunk]``, padded to the longest (on the kind's side), and on OpenVINO
+        up to a multiple of OPENVINO_WIDTH_STEP within max_length."""
+        longest = max(len(encodings[i].ids) for i in chunk)
+        width = max(longest, min(-(-longest // self.width_step) * self.width_step, self.max_length))
         ids = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(chunk), width), dtype=np.int64)
         types = np.zeros((len(chunk), width), dtype=np.int64)

@@ -78,3 +78,20 @@ def test_folder_without_weights_is_a_clear_error(tmp_path):
 def test_nonexistent_path_is_not_taken_for_a_hub_id(tmp_path):
     with pytest.raises(ModelLoadError, match="neither a model folder nor a hub id"):
         resolve_model_dir(str(tmp_path / "missing" / "model"))
+
+
+def test_openvino_pads_to_a_multiple_of_32_tokens_and_stays_exact(tiny_model_dir, reference):
+    """OpenVINO keeps state per input shape, so its batches are padded to a multiple of 32 tokens (within
+    max_length); the padding is masked: logits stay within 1e-4 of PyTorch, in one batch and pair by pair."""
+    from osrerank.scorer import ModelOptions, PairScorer
+
+    scorer = PairScorer(tiny_model_dir, ModelOptions(path=str(tiny_model_dir)), "fp32-openvino")
+    pairs = [(p["query"], p["document"]) for p in reference]
+    items = scorer.encode(pairs).items
+    widths = {len(e.ids): scorer._feed(items, [i])["input_ids"].shape[1] for i, e in enumerate(items)}
+    assert all(w == max(n, min(-(-n // 32) * 32, scorer.max_length)) for n, w in widths.items()), widths
+    assert any(w > n for n, w in widths.items())  # some pair really is padded
+    logits = [p["logit"] for p in reference]
+    np.testing.assert_allclose(scorer.score(pairs).values, logits, atol=1e-4, rtol=0)
+    np.testing.assert_allclose([scorer.score([pair]).values[0] for pair in pairs], logits, atol=1e-4, rtol=0)
+    assert PairScorer(tiny_model_dir, ModelOptions(path=str(tiny_model_dir)), "fp32").width_step == 1
