@@ -11,6 +11,7 @@ import os
 import time
 from typing import Any
 
+from .backoff import Backoff
 from .config.section import Section, setting
 from .errors import ConfigError, Conflict
 from .ml_commons import MLCommons
@@ -124,7 +125,7 @@ def delete_connector(ml: MLCommons, connector_id: str, wait_s: float = 30.0) -> 
     the models are looked up again until the connector goes (``wait_s`` at most): CI once saw the connector
     refused for 10 s over a model the first lookup had not found."""
     deleted: list[str] = []
-    deadline = time.monotonic() + wait_s
+    deadline, pause = time.monotonic() + wait_s, Backoff()
     while True:
         for model_id in ml.models_using(connector_id):
             if model_id not in deleted:
@@ -136,3 +137,4 @@ def delete_connector(ml: MLCommons, connector_id: str, wait_s: float = 30.0) -> 
         except Conflict:
             if time.monotonic() > deadline:
                 raise
+            pause.sleep()

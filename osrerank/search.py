@@ -43,7 +43,7 @@ class SearchResult:
     fallback: str | None = None
 
 
-#: what the per-hit pipeline (--max-batch) answers when a hit's model call failed, and what does that
+#: what the per-hit pipeline (--max-batch) answers when a hit's model call failed, and the usual causes of that
 PER_HIT_FAILED = "The field to rerank by is not found at hit"
 PER_HIT_CAUSES = (
     "That hit's model call failed (the per-hit pipeline, --max-batch). The node's log says why, after "
