@@ -60,7 +60,7 @@ class BiEncoder(ModelKind):
 
     def embed(self, tokenizer: Any, forward: Forward, texts: Sequence[str], cap: int) -> np.ndarray:
         """Mean-pooled, L2-normalized embeddings (what all-MiniLM-L6-v2 makes with its Normalize module)."""
-        vectors = forward(tokenizer.encode_batch([t[:cap] for t in texts]))
+        vectors = forward(tokenizer.encode_batch_fast([t[:cap] for t in texts]))
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def limits(self) -> list[int]:
@@ -69,8 +69,8 @@ class BiEncoder(ModelKind):
 
     def encode(self, tokenizer: Any, pairs: Sequence[Pair], cap: int) -> Encoded:
         was_cut = np.array([len(q) > cap or len(d or "") > cap for q, d in pairs], dtype=bool)
-        queries = tokenizer.encode_batch([q[:cap] for q, _ in pairs])
-        docs = tokenizer.encode_batch([(d or "")[:cap] for _, d in pairs])
+        queries = tokenizer.encode_batch_fast([q[:cap] for q, _ in pairs])
+        docs = tokenizer.encode_batch_fast([(d or "")[:cap] for _, d in pairs])
         items: list[Any] = list(zip(queries, docs, strict=True))
         overflow = np.array([bool(d.overflowing) for d in docs], dtype=bool)
         tokens = np.array([len(q.ids) + len(d.ids) for q, d in items], dtype=np.int64)

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import ModelLoadError
 from ..model import export_onnx
 from .base import Encoded, Forward, ModelKind, Pair
+from .pair_tokens import encode_pairs
 
 __all__ = ["CrossEncoder"]
 
@@ -36,7 +37,7 @@ class CrossEncoder(ModelKind):
 
     def encode(self, tokenizer: Any, pairs: Sequence[Pair], cap: int) -> Encoded:
         was_cut = np.array([len(q) > cap or len(d or "") > cap for q, d in pairs], dtype=bool)
-        items = tokenizer.encode_batch([q[:cap] if d is None else (q[:cap], d[:cap]) for q, d in pairs])
+        items = encode_pairs(tokenizer, pairs, cap)
         overflow = np.array([bool(e.overflowing) for e in items], dtype=bool)
         return Encoded(items, overflow | was_cut, np.array([len(e.ids) for e in items], dtype=np.int64))
 
