@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,9 +67,15 @@ def openvino_runner(onnx_file: Path, threads: int, precision: str) -> Runner:
     except Exception as exc:  # OpenVINO raises RuntimeError with the compiler's message
         raise ModelLoadError(f"OpenVINO cannot load {onnx_file}: {str(exc).splitlines()[0][:300]}") from exc
     output = compiled.output(0)
+    idle: list[Any] = []  # requests not in use: callers may run concurrently, each takes its own
 
     def run(feed: dict[str, np.ndarray]) -> np.ndarray:
-        request = compiled.create_infer_request()  # one per call: callers may run concurrently
-        return np.asarray(request.infer(feed)[output])
+        # A request is reused rather than made per call: making one cost 3.5% of a bf16 batch of 32 x 128 tokens
+        # (Xeon with AMX). list.pop and list.append are atomic, so no lock is needed.
+        request = idle.pop() if idle else compiled.create_infer_request()
+        try:
+            return np.asarray(request.infer(feed, share_inputs=True)[output])  # outputs are copied (the default)
+        finally:
+            idle.append(request)
 
     return Runner(run, frozenset(name for port in compiled.inputs for name in port.get_names()))
