@@ -1,5 +1,7 @@
 """What NNCF's static int8 keeps of a trained reranker, per quantization scope: which parts left in fp32 (or
-which calibration settings) bring int8-static inside the gates, and what each costs in speed.
+which calibration settings: SmoothQuant, how activation ranges are estimated, more pairs, full bias correction)
+bring int8-static inside the gates, and what each costs in speed; and, for comparison, int8 weights alone
+(``weights-only``: ``nncf.compress_weights``, every product still in f32 or bf16).
 
 Each variant is quantized on the same pairs int8-static calibrates on (the gate's groups of SciFact **train**
 queries), then judged like ``auto`` judges a mode: the ranking gate against fp32 on those train groups
@@ -42,6 +44,9 @@ VARIANTS: dict[str, dict] = {
     "smoothquant-0.5": {"smooth_quant": 0.5},
     "calibrate-1000": {"pairs": 1000},
     "full-bias-correction": {"fast_bias_correction": False},
+    "quantile-ranges": {"ranges": "MEAN_QUANTILE"},  # activation ranges without their outliers (clipped)
+    "histogram-ranges": {"ranges": "HISTOGRAM"},
+    "weights-only": {"weights_only": True},  # int8 weights per channel, products in f32/bf16 (compress_weights)
 }
 
 
@@ -56,6 +61,7 @@ def main() -> int:
     import nncf
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     cpu = cpu_info()
     train = str(args.dataset / "qrels/train.tsv")
@@ -88,18 +94,29 @@ def main() -> int:
         if "smooth_quant" in v:
             sq = AdvancedSmoothQuantParameters(matmul=v["smooth_quant"])
             extra["advanced_parameters"] = AdvancedQuantizationParameters(smooth_quant_alphas=sq)
+        if "ranges" in v:
+            ranges = getattr(RangeEstimatorParametersSet, v["ranges"])
+            extra["advanced_parameters"] = AdvancedQuantizationParameters(activations_range_estimator_params=ranges)
         if "fast_bias_correction" in v:
             extra["fast_bias_correction"] = v["fast_bias_correction"]
         started = time.perf_counter()
         nncf.set_log_level(logging.ERROR)
         with contextlib.redirect_stdout(io.StringIO()):
-            quantized = nncf.quantize(
-                core.read_model(str(scorer.onnx_file)),
-                nncf.Dataset(data),
-                model_type=nncf.ModelType.TRANSFORMER,
-                subset_size=len(pairs),
-                ignored_scope=nncf.IgnoredScope(patterns=KEPT_IN_FP32 + v.get("extra", []), validate=False),
-                **extra,
+            quantized = (
+                nncf.compress_weights(
+                    core.read_model(str(scorer.onnx_file)),
+                    mode=nncf.CompressWeightsMode.INT8_SYM,
+                    ignored_scope=nncf.IgnoredScope(patterns=KEPT_IN_FP32, validate=False),
+                )
+                if v.get("weights_only")
+                else nncf.quantize(
+                    core.read_model(str(scorer.onnx_file)),
+                    nncf.Dataset(data),
+                    model_type=nncf.ModelType.TRANSFORMER,
+                    subset_size=len(pairs),
+                    ignored_scope=nncf.IgnoredScope(patterns=KEPT_IN_FP32 + v.get("extra", []), validate=False),
+                    **extra,
+                )
             )
         built = round(time.perf_counter() - started, 1)
         xml = Path(f"/tmp/osrerank-int8-scope-{name}.xml")
