@@ -36,6 +36,8 @@ from .local_secrets import local_secrets
 __all__ = ["StandInInfo", "StandInProcess", "StandInTarget"]
 
 START_TIMEOUT_S = 300.0
+#: Starts on a fresh free port before giving up, when no port was asked for and the one found was taken meanwhile.
+PORT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -93,37 +95,47 @@ class StandInProcess:
         current = self.info()
         if current and _same(current.server_spec, spec):
             return current, False
-        port = spec.server.port or process.free_port()
-        if current and port == current.server_spec.server.port:  # two cannot share a port: this one goes first
-            process.stop(current.pid, grace_s=10)
-            current = None
-        host = "0.0.0.0" if get("OSRERANK_ENDPOINT_HOST") else spec.server.host  # reachable from a container
-        started = spec.model_copy(update={"server": spec.server.model_copy(update={"host": host, "port": port})})
-        env = {**os.environ, **(local_secrets().env() if spec.server.auth else {})}
-        cmd = [sys.executable, "-m", "osrerank.server", started.model_dump_json()]
-        start_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        proc = process.spawn(cmd, log=self.log_file, env=env, error=EndpointError)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = spec.server.port or process.free_port()
+            if current and port == current.server_spec.server.port:  # two cannot share a port: this one goes first
+                process.stop(current.pid, grace_s=10)
+                current = None
+            started, proc, start_offset = self._spawn(spec, port)
+            try:
+                process.wait_ready(
+                    proc,
+                    lambda proc=proc, port=port: (
+                        proc.poll() is None and process.http_ok(f"http://127.0.0.1:{port}/ping", timeout=2)
+                    ),
+                    what=f"the model stand-in {self.name!r}",
+                    log=self.log_file,
+                    timeout_s=START_TIMEOUT_S,
+                    error=EndpointError,
+                )
+                break
+            except EndpointError:
+                if not spec.server.port and attempt < PORT_ATTEMPTS and _lost_port(self.log_file, start_offset):
+                    continue  # another process took the free port between the probe and the bind: take another
+                refused = _refusal(self.log_file, start_offset)
+                if refused:  # the server refused its settings: that one line is the user's message
+                    raise ConfigError(refused) from None
+                raise
         base_url = f"http://127.0.0.1:{port}"
-        try:
-            process.wait_ready(
-                proc,
-                lambda: proc.poll() is None and process.http_ok(f"{base_url}/ping", timeout=2),
-                what=f"the model stand-in {self.name!r}",
-                log=self.log_file,
-                timeout_s=START_TIMEOUT_S,
-                error=EndpointError,
-            )
-        except EndpointError:
-            refused = _refusal(self.log_file, start_offset)
-            if refused:  # the server refused its settings: that one line is the user's message
-                raise ConfigError(refused) from None
-            raise
         if current:  # only now that the new one answers
             process.stop(current.pid)
         info = StandInInfo(pid=proc.pid, base_url=base_url, spec=json.loads(started.model_dump_json()))
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(info.__dict__))
         return info, True
+
+    def _spawn(self, spec: ServerSpec, port: int) -> tuple[ServerSpec, Any, int]:
+        """The server process for ``spec`` on ``port``: the spec it runs, the process, where its log lines start."""
+        host = "0.0.0.0" if get("OSRERANK_ENDPOINT_HOST") else spec.server.host  # reachable from a container
+        started = spec.model_copy(update={"server": spec.server.model_copy(update={"host": host, "port": port})})
+        env = {**os.environ, **(local_secrets().env() if spec.server.auth else {})}
+        cmd = [sys.executable, "-m", "osrerank.server", started.model_dump_json()]
+        start_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        return started, process.spawn(cmd, log=self.log_file, env=env, error=EndpointError), start_offset
 
     def stop(self) -> bool:
         """Stop the stand-in if it runs; True if one was stopped."""
@@ -139,15 +151,26 @@ def _same(running: ServerSpec, wanted: ServerSpec) -> bool:
     return running == wanted.model_copy(update={"server": server})
 
 
-def _refusal(log: Any, offset: int) -> str | None:
-    """The server's own refusal of its settings, from what this start wrote to its log."""
+def _log_since(log: Any, offset: int) -> list[str]:
+    """The lines this start wrote to the log."""
     try:
         with open(log, "rb") as f:
             f.seek(offset)
-            lines = f.read().decode("utf-8", errors="replace").splitlines()
+            return f.read().decode("utf-8", errors="replace").splitlines()
     except OSError:
-        return None
+        return []
+
+
+def _refusal(log: Any, offset: int) -> str | None:
+    """The server's own refusal of its settings, from what this start wrote to its log."""
+    lines = _log_since(log, offset)
     return next((line.removeprefix(REFUSED) for line in reversed(lines) if line.startswith(REFUSED)), None)
+
+
+def _lost_port(log: Any, offset: int) -> bool:
+    """Whether this start failed because its port was taken after ``free_port`` found it free (uvicorn's
+    "[Errno 98] ... address already in use"): seen in CI when two stand-ins started side by side."""
+    return any("address already in use" in line for line in _log_since(log, offset))
 
 
 class StandInTarget(RemoteTarget):
