@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -224,7 +225,8 @@ class Handlers:
             "hits": cache.hits,
             "misses": cache.misses,
         }
-        return JSONResponse({"status": "ok", "precision": precision, "score_cache": cached})
+        # pid: whoever started this process can tell it from another server that took the same port
+        return JSONResponse({"status": "ok", "pid": os.getpid(), "precision": precision, "score_cache": cached})
 
     async def metrics(self, request: Request) -> Response:
         s = self.batcher.stats

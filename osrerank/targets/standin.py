@@ -104,9 +104,7 @@ class StandInProcess:
             try:
                 process.wait_ready(
                     proc,
-                    lambda proc=proc, port=port: (
-                        proc.poll() is None and process.http_ok(f"http://127.0.0.1:{port}/ping", timeout=2)
-                    ),
+                    lambda proc=proc, port=port: proc.poll() is None and _answers(port, proc.pid),
                     what=f"the model stand-in {self.name!r}",
                     log=self.log_file,
                     timeout_s=START_TIMEOUT_S,
@@ -165,6 +163,15 @@ def _refusal(log: Any, offset: int) -> str | None:
     """The server's own refusal of its settings, from what this start wrote to its log."""
     lines = _log_since(log, offset)
     return next((line.removeprefix(REFUSED) for line in reversed(lines) if line.startswith(REFUSED)), None)
+
+
+def _answers(port: int, pid: int) -> bool:
+    """Whether the server process ``pid`` answers on ``port``: its /ping names its pid, so another stand-in that
+    holds the port (the one that won a race for it) is not taken for this one while this one still loads."""
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).json().get("pid") == pid
+    except (requests.RequestException, ValueError, AttributeError):
+        return False
 
 
 def _lost_port(log: Any, offset: int) -> bool:
