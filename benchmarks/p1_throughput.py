@@ -156,8 +156,8 @@ def main() -> int:
             print(f"calibrating {mode} on {args.calibrate} (once per model; cached)", file=sys.stderr)
         scorer = PairScorer(args.model, options, mode)
         rows[mode] = lambda p, s=scorer: s.score(p).values
-        if args.model_alone and mode in ("fp32-openvino", "bf16"):
-            tokens = dict(zip(pairs, scorer.encode(pairs).items, strict=True))
+        if args.model_alone and mode in ("fp32-openvino", "bf16"):  # every mode encodes pairs as fp32 does
+            tokens = dict(zip(pairs, encoded.items, strict=True))
             rows[f"{mode} (model alone)"] = lambda p, s=scorer, t=tokens: s.run([t[x] for x in p])
 
     rates, scores = interleaved(rows, pairs, slices, args.rounds)
@@ -216,20 +216,20 @@ def main() -> int:
         f"{result['pairs']['gflop_per_pair']} GFLOP per pair; matmul peak fp32 {result['peak_gflops']['fp32']} GFLOP/s"
     )
     print(
-        f"{'mode':<23}{'pairs/s':>9}{'x ST':>7}{'exact':>7}{'gate':>6}{'Spearman':>10}{'top5 mean/min':>15}"
+        f"{'mode':<29}{'pairs/s':>9}{'x ST':>7}{'exact':>7}{'gate':>6}{'Spearman':>10}{'top5 mean/min':>15}"
         f"{'max logit shift':>17}{'nDCG@10':>9}{'rel.':>6}{'of peak':>9}"
     )
     for r in out_rows:
         peak_txt = "-" if r["fraction_of_peak"] is None else f"{r['fraction_of_peak']:.0%}"
         print(
-            f"{r['mode']:<23}{r['pairs_per_s']:>9.1f}{r['ratio']:>7.2f}{'yes' if r['exact'] else 'no':>7}"
+            f"{r['mode']:<29}{r['pairs_per_s']:>9.1f}{r['ratio']:>7.2f}{'yes' if r['exact'] else 'no':>7}"
             f"{'pass' if r['gate_passed'] else 'FAIL':>6}{r['spearman']:>10.5f}"
             f"{r['top5_mean']:>9.3f} / {r['top5_min']:.1f}{r['max_abs_logit_diff']:>17.3g}"
             f"{'-' if r['ndcg10'] is None else format(r['ndcg10'], '.4f'):>9}"
             f"{'-' if r['relevance_passed'] is None else 'pass' if r['relevance_passed'] else 'FAIL':>6}{peak_txt:>9}"
         )
     for name, why in skipped.items():
-        print(f"{name:<23}not run: {why}")
+        print(f"{name:<29}not run: {why}")
     return 0
 
 

@@ -112,9 +112,10 @@ class StandInProcess:
                 )
                 break
             except EndpointError:
-                if not spec.server.port and attempt < PORT_ATTEMPTS and _lost_port(self.log_file, start_offset):
+                said = _log_since(self.log_file, start_offset)
+                if not spec.server.port and attempt < PORT_ATTEMPTS and _lost_port(said):
                     continue  # another process took the free port between the probe and the bind: take another
-                refused = _refusal(self.log_file, start_offset)
+                refused = _refusal(said)
                 if refused:  # the server refused its settings: that one line is the user's message
                     raise ConfigError(refused) from None
                 raise
@@ -159,9 +160,8 @@ def _log_since(log: Any, offset: int) -> list[str]:
         return []
 
 
-def _refusal(log: Any, offset: int) -> str | None:
-    """The server's own refusal of its settings, from what this start wrote to its log."""
-    lines = _log_since(log, offset)
+def _refusal(lines: list[str]) -> str | None:
+    """The server's own refusal of its settings, from the lines this start wrote to its log."""
     return next((line.removeprefix(REFUSED) for line in reversed(lines) if line.startswith(REFUSED)), None)
 
 
@@ -174,10 +174,11 @@ def _answers(port: int, pid: int) -> bool:
         return False
 
 
-def _lost_port(log: Any, offset: int) -> bool:
-    """Whether this start failed because its port was taken after ``free_port`` found it free (uvicorn's
-    "[Errno 98] ... address already in use"): seen in CI when two stand-ins started side by side."""
-    return any("address already in use" in line for line in _log_since(log, offset))
+def _lost_port(lines: list[str]) -> bool:
+    """Whether this start (the lines it wrote to its log) failed because its port was taken after ``free_port``
+    found it free (uvicorn's "[Errno 98] ... address already in use"): seen in CI when two stand-ins started side
+    by side."""
+    return any("address already in use" in line for line in lines)
 
 
 class StandInTarget(RemoteTarget):
