@@ -7,9 +7,13 @@ or reuse decisions live with the steps that make them (connector.py, the targets
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+import warnings
 from typing import Any
+
+from opensearchpy.exceptions import OpenSearchWarning
 
 from .backoff import Backoff
 from .errors import Conflict, NotFound, OpenSearchError
@@ -19,6 +23,7 @@ from .types import Found, Progress, quiet
 __all__ = ["CHUNK_BYTES", "MLCommons"]
 
 ML = "/_plugins/_ml"
+CONNECTOR_INDEX = ".plugins-ml-connector"
 CHUNK_BYTES = 9 * 1024 * 1024  # ml-commons refuses chunks of 10 MB or more
 #: States in which a registered local model can be deployed as it is (anything else: an upload cut short).
 USABLE = ("REGISTERED", "DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED", "DEPLOY_FAILED", "UNDEPLOYED")
@@ -44,8 +49,26 @@ class MLCommons:
         return str(self.cluster.call("POST", f"{ML}/connectors/_create", body)["connector_id"])
 
     def delete_connector(self, connector_id: str) -> bool:
-        """Delete one connector; False if it was already gone."""
-        return self._delete_once_unused(f"{ML}/connectors/{connector_id}")
+        """Delete one connector; False if it was already gone. One attempt: a 409 (a model on it, or what
+        ml-commons takes for one) is for the caller to resolve (connector.delete_connector)."""
+        try:
+            self.cluster.call("DELETE", f"{ML}/connectors/{connector_id}")
+            return True
+        except NotFound:
+            return False
+
+    def connectors_of(self, model_ids: list[str]) -> dict[str, str | None]:
+        """Each model's ``connector_id`` as stored (None for a model without one), read by id."""
+        hits = self.cluster.find(f"{ML}/models/_search", {"ids": {"values": model_ids}}, size=len(model_ids))
+        return {h["id"]: h.get("connector_id") for h in hits}
+
+    def delete_connector_document(self, connector_id: str) -> None:
+        """Remove a connector's document from ml-commons' connector index: what ml-commons' own delete does
+        after its check for models on the connector, for when that check is wrong (connector.delete_connector
+        says when). A cluster with the security plugin refuses direct writes to system indices."""
+        with contextlib.suppress(NotFound), warnings.catch_warnings():
+            warnings.simplefilter("ignore", OpenSearchWarning)  # "this request accesses system indices": we know
+            self.cluster.call("DELETE", f"/{CONNECTOR_INDEX}/_doc/{connector_id}", params={"refresh": "true"})
 
     # ------------------------------------------------------------------ model groups
     def find_model_groups(self, name: str) -> list[dict[str, Any]]:
@@ -63,9 +86,9 @@ class MLCommons:
         return self._delete_once_unused(f"{ML}/model_groups/{group_id}")
 
     def _delete_once_unused(self, path: str, wait_s: float = 10.0) -> bool:
-        """DELETE a connector or model group; False if it was already gone. ml-commons finds their users
-        by searching the model index, which still holds a just-deleted model until its next refresh, and
-        answers 409 meanwhile (seen in CI on connectors and groups alike), so a 409 is retried a while."""
+        """DELETE a model group; False if it was already gone. ml-commons finds a group's models by
+        searching the model index, which still holds a just-deleted model until its next refresh, and
+        answers 409 meanwhile (seen in CI), so a 409 is retried a while."""
         deadline, pause = time.monotonic() + wait_s, Backoff()
         while True:
             try:

@@ -444,3 +444,28 @@ def test_the_stand_in_keeps_an_idle_connection_longer_than_ml_commons_pool_does(
         reply.read()
         assert reply.status == 200 and not reply.will_close
     connection.close()
+
+
+@pytest.mark.filterwarnings("ignore:this request accesses system indices")
+def test_a_connector_ml_commons_misjudges_in_use_is_still_deleted(os_client, standin):
+    """ml-commons looks for a connector's models with a ``match`` query on a text field, so a model on
+    another connector whose id shares a dash-separated part (``Zz-<id>``: as ``dz-iUKI…`` and ``dz-…`` in the
+    CI run it cost) blocks the delete for ever. Here that model is a document written to the model index as
+    ml-commons writes one: the connector goes, with its own model, and the other model stays."""
+    settings = Settings(name="t-misjudged", connector={"template": "sagemaker-hf-text-classification"})
+    ml = MLCommons(os_client)
+    model_id = make_model(os_client, settings, url(standin, "sagemaker-hf-text-classification", settings.name))
+    (connector,) = ml.find_connectors(settings.connector_name)
+    decoy = {"name": "t-misjudged-other", "algorithm": "REMOTE", "model_state": "REGISTERED"}
+    path = "/.plugins-ml-model/_doc/t-misjudged-other"
+    os_client.call("PUT", path, {**decoy, "connector_id": f"Zz-{connector['id']}"}, params={"refresh": "true"})
+    try:
+        with pytest.raises(OpenSearchError, match=r"still using this connector.*t-misjudged-other"):
+            ml.delete_connector(connector["id"])  # what ml-commons says, unaided
+        assert delete_connector(ml, connector["id"]) == [model_id]
+        assert not os_client.exists(f"/_plugins/_ml/connectors/{connector['id']}")
+        assert not os_client.exists(f"/_plugins/_ml/models/{model_id}")
+        assert os_client.exists(path)
+    finally:
+        os_client.call("DELETE", path, params={"refresh": "true"})
+        cleanup(os_client, settings, model_id)

@@ -150,3 +150,47 @@ def test_a_connector_whose_model_the_search_missed_is_deleted_with_it():
     ml = LaggingML()
     assert delete_connector(ml, "c1", wait_s=5) == ["m1"]  # type: ignore[arg-type]
     assert ml.connector_gone and ml.deleted_models == ["m1"]
+
+
+def test_a_connector_ml_commons_misjudges_in_use_says_what_lets_it_go_when_the_way_round_is_refused(monkeypatch):
+    """When ml-commons refuses over a model on another connector and the cluster (security plugin) refuses the
+    direct delete too, the error names the blocking model, its connector, why, and the fix; the connector's
+    own model was still deleted first, and nothing is deleted while the verdict has held only once."""
+    import osrerank.connector as connector
+    from osrerank.errors import ConfigError, Conflict, OpenSearchError
+
+    monkeypatch.setattr(connector, "REFRESH_S", 0.01)
+
+    class SecuredML:
+        def __init__(self) -> None:
+            self.own, self.deleted_models, self.attempts, self.document_deletes = ["m1"], [], 0, 0
+
+        def models_using(self, connector_id: str) -> list[str]:
+            return list(self.own)
+
+        def delete_model(self, model_id: str) -> None:
+            self.own.remove(model_id)
+            self.deleted_models.append(model_id)
+
+        def delete_connector(self, connector_id: str) -> bool:
+            self.attempts += 1
+            raise Conflict(
+                "DELETE /_plugins/_ml/connectors/dz-c1 failed (409): 1 models are still using this connector, "
+                "please delete or update the models first: [Ej-other]",
+                status=409,
+            )
+
+        def connectors_of(self, model_ids: list[str]) -> dict[str, str | None]:
+            return {"Ej-other": "dz-c2"}
+
+        def delete_connector_document(self, connector_id: str) -> None:
+            self.document_deletes += 1
+            raise OpenSearchError("DELETE /.plugins-ml-connector/_doc/dz-c1 failed (403): no permissions", status=403)
+
+    ml = SecuredML()
+    with pytest.raises(ConfigError) as refused:
+        connector.delete_connector(ml, "dz-c1", wait_s=5)  # type: ignore[arg-type]
+    assert ml.deleted_models == ["m1"] and ml.attempts == 2 and ml.document_deletes == 1
+    message = str(refused.value)
+    assert "Ej-other (on connector dz-c2)" in message and "matches connector ids as text" in message
+    assert "DELETE .plugins-ml-connector/_doc/dz-c1" in message
