@@ -22,3 +22,11 @@ def one_node_only(why: str) -> pytest.MarkDecorator:
     """Skip a module on the three-node line (``OSRERANK_CLUSTER__NODES=3``) at collection, before its module fixtures
     build anything: for what depends on no cluster shape and is run on the one-node lines (CI's time budget)."""
     return pytest.mark.skipif((Settings.resolve({}).cluster.nodes or 1) > 1, reason=why)
+
+
+def one_line_only(why: str) -> pytest.MarkDecorator:
+    """Run only on the 3.x line, one node (skip the 2.x line and the three-node line at collection): for what
+    depends on neither the OpenSearch line nor the cluster's shape (CI's time budget)."""
+    cluster = Settings.resolve({}).cluster
+    older = cluster.version is not None and not str(cluster.version).startswith("3.")
+    return pytest.mark.skipif((cluster.nodes or 1) > 1 or older, reason=why)

@@ -27,7 +27,7 @@ from osrerank.precision import FASTER_BY, MODES
 from osrerank.reranker import Reranker
 from osrerank.targets.standin import StandInProcess
 
-from .kit import one_node_only, settings_for
+from .kit import one_line_only, one_node_only, settings_for
 from .rest import Rest
 from .test_lifecycle import load_tutorial
 
@@ -37,6 +37,11 @@ WITHOUT_OPENVINO = Path(__file__).parent / "without_openvino"
 #: ``auto``'s choice and its gate run in the stand-in, the same on any cluster shape (CI's time budget)
 ONE_NODE = one_node_only(
     "auto's gate and choice run in the stand-in and depend on no cluster shape: the one-node lines run them"
+)
+#: ``auto``'s measuring and its cache live in the stand-in alone: what the cluster sees of it, ``auto``'s
+#: choice served through ``_predict`` and ``_search``, is test_auto_serves_exact_scores, on both lines
+ONE_LINE = one_line_only(
+    "auto measures and caches in the stand-in, on no OpenSearch line or cluster shape: 3.x, one node, only"
 )
 
 
@@ -123,7 +128,7 @@ def gate_measurements(log_file: Path, offset: int = 0) -> list[dict]:
     return [json.loads(line.partition(" osrerank.gate ")[2]) for line in lines if " osrerank.gate " in line]
 
 
-@ONE_NODE
+@ONE_LINE
 def test_auto_measures_each_mode_once_and_only_in_the_stand_in(
     local_cluster, test_model_dir, gate_pairs, tmp_path, monkeypatch, caplog
 ):
