@@ -27,6 +27,7 @@ __all__ = [
     "activate",
     "check_model",
     "export_onnx",
+    "onnx_cache",
     "onnx_path",
     "pytorch_folder",
     "quantized",
@@ -119,7 +120,9 @@ def onnx_path(folder: Path, export: Export | None = None, tag: str = "") -> Path
     )
 
 
-def _onnx_cache(weights: Path) -> Path:
+def onnx_cache(weights: Path) -> Path:
+    """The cache folder of what the kit makes from one file (a conversion, a quantization, a rewrite), named by
+    the file's content so that a changed file gets new ones."""
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     return cache_root() / "onnx" / digest
 
@@ -130,7 +133,7 @@ def quantized(onnx_file: Path) -> Path:
     1.5x fp32's speed on SciFact passages on 2 Zen 3 cores (README, speed section); it moves scores, so it is
     used only through the fidelity gate (precision.py).
     """
-    target = _onnx_cache(onnx_file) / "model.int8.onnx"
+    target = onnx_cache(onnx_file) / "model.int8.onnx"
     if target.exists():
         return target
     try:
@@ -153,7 +156,7 @@ def _convert_to_onnx(folder: Path, export: Export, tag: str = "") -> Path:
     weights = folder / "model.safetensors"
     if not weights.exists():
         weights = folder / "pytorch_model.bin"
-    target = _onnx_cache(weights) / (f"model.{tag}.onnx" if tag else "model.onnx")
+    target = onnx_cache(weights) / (f"model.{tag}.onnx" if tag else "model.onnx")
     return target if target.exists() else export(folder, target)
 
 
@@ -221,7 +224,7 @@ def pytorch_folder(model: str | Path) -> Path:
     if (folder / "model.safetensors").exists() or (folder / "pytorch_model.bin").exists():
         return folder
     graph_file = onnx_path(folder)
-    twin = _onnx_cache(graph_file) / "pytorch"
+    twin = onnx_cache(graph_file) / "pytorch"
     if (twin / "model.safetensors").exists():
         return twin
     try:

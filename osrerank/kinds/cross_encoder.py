@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelLoadError
+from ..first_token import first_token_graph
 from ..model import export_onnx
 from .base import Encoded, Forward, ModelKind, Pair
 from .pair_tokens import encode_pairs
@@ -46,6 +47,11 @@ class CrossEncoder(ModelKind):
 
     def score(self, forward: Forward, items: Sequence[Any]) -> np.ndarray:
         return forward(list(items))[:, 0].astype(np.float64)
+
+    def graph(self) -> Path:
+        """The folder's graph with its last layer computed for the first token only, the one the head reads
+        (first_token.py: 12-34% faster, the same logits), where that rewrite fits the graph."""
+        return first_token_graph(super().graph())
 
     def export(self, folder: Path, target: Path) -> Path:
         return export_onnx(folder, target, classifier=True)

@@ -18,7 +18,7 @@ import json
 import zipfile
 from typing import Any
 
-from ..errors import ConfigError, OpenSearchError, ToolMissingError
+from ..errors import ConfigError, OpenSearchError
 from ..ml_commons import MLCommons
 from ..model import check_model
 from ..precision import MODES, Host
@@ -38,11 +38,9 @@ def package_model(options: ModelOptions, progress: Progress = quiet) -> tuple[by
     provider (through DJL), so the candidates are the modes precision.py lets run on ``ml-commons`` (int8, when
     it passes the fidelity gate); --max-length becomes the packaged tokenizer's truncation.
     """
-    try:
-        import onnx
-        from onnx import helper
-    except ImportError:
-        raise ToolMissingError("the opensearch target needs the onnx package: pip install 'osrerank[int8]'") from None
+    import onnx
+    from onnx import helper
+
     if options.precision != "fp32":
         progress(f"checking --precision {options.precision} against fp32 (the fidelity gate)")
     scorer = load_scorer(options, host=HOST)  # validates: one logit, tokenizer, ONNX file; decides the precision
