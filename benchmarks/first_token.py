@@ -23,7 +23,6 @@ from _timing import interleaved
 from osrerank.config.environment import get
 from osrerank.cpu import cpu_info
 from osrerank.judged import judged_groups
-from osrerank.kinds.base import ModelKind
 from osrerank.precision import MODES, refusal
 from osrerank.scorer import ModelOptions, PairScorer, _runner
 
@@ -53,7 +52,7 @@ def main() -> int:
             skipped[mode] = why
             continue
         cut = PairScorer(args.model, options, mode)
-        original = ModelKind.graph(cut.kind)  # the folder's own graph, before the kind's rewrite
+        original = cut.kind.own_graph()  # before the kind's rewrite
         if cut.onnx_file == original:
             print(f"{args.model}: the rewrite does not fit this graph; nothing to compare", file=sys.stderr)
             return 1

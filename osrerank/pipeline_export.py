@@ -63,7 +63,7 @@ def export_pipeline(model: str | Path, out: str | Path, *, sigmoid: bool = False
     spec = read_tokenizer(folder)
     template = pair_template(spec.document)
     added = sum(len(ids) for what, ids, _ in template if what == "special")
-    graph_file = encoder.graph()
+    graph_file = encoder.own_graph()  # the file may run on any ONNX Runtime: not the kit's rewrite
     inner = onnx.load(str(graph_file))
     opset = next((o.version for o in inner.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < 13:

@@ -142,13 +142,17 @@ class PairScorer:
     only for the others; the stand-in consults the same cache before it tokenizes.
     """
 
-    def __init__(self, folder: Path, options: ModelOptions, mode: str = "fp32", cache_mb: float = 0) -> None:
+    def __init__(
+        self, folder: Path, options: ModelOptions, mode: str = "fp32", cache_mb: float = 0, host: Host = "kit"
+    ) -> None:
         self.folder, self.options, self.mode = folder, options, mode
         self.activation, self.batch_size = options.activation, options.batch_size
         self.kind: ModelKind = KINDS[kind_of(options.kind, folder)](folder, options)
         self.kind.check_kit()
         self.decision = Decision(mode, "asked for")
-        self.onnx_file = self.kind.graph()
+        # ``host``: where the model will run. The kit's rewrites of a graph are checked on this process's ONNX
+        # Runtime only, so a scorer standing in for another runtime (ml-commons') scores the folder's own graph.
+        self.onnx_file = self.kind.graph() if host == "kit" else self.kind.own_graph()
         limits = [*self.kind.limits(), *([options.max_length] if options.max_length else [])]
         self.max_length = int(min(x for x in limits if isinstance(x, int) and x > 0))
         self.tokenizer = self.kind.tokenizer(self.max_length)
@@ -299,12 +303,12 @@ def load_scorer(
         options = validated(ModelOptions, {**options.model_dump(), **changes}, ("model",))  # ConfigError if bad
     folder = resolve_model_dir(options.path)
     if options.precision == "fp32":
-        return PairScorer(folder, options, cache_mb=cache_mb)
+        return PairScorer(folder, options, cache_mb=cache_mb, host=host)
     loaded: dict[str, PairScorer] = {}
 
     def load(mode: str) -> PairScorer:
         if mode not in loaded:
-            loaded[mode] = PairScorer(folder, options, mode)
+            loaded[mode] = PairScorer(folder, options, mode, host=host)
         return loaded[mode]
 
     def key() -> list[str]:  # the fp32 load checks the folder, converts it once and resolves its kind

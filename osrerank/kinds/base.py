@@ -105,7 +105,12 @@ class ModelKind(ABC):
         return [self.config.get("max_position_embeddings", 512), tokenizer.get("model_max_length", 512)]
 
     def graph(self) -> Path:
-        """The ONNX graph this kind runs: the folder's, or its PyTorch weights exported once."""
+        """The ONNX graph the kit's own engines run (a kind may rewrite the folder's, checked on this ONNX Runtime)."""
+        return self.own_graph()
+
+    def own_graph(self) -> Path:
+        """The folder's ONNX graph, or its PyTorch weights exported once: what goes to runtimes the kit does not
+        check a rewrite on (ml-commons' ONNX Runtime in the cluster, an exported file)."""
         return onnx_path(self.folder, self.export)
 
     def tokenizer(self, max_length: int) -> Any:

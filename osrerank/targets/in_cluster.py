@@ -47,7 +47,7 @@ def package_model(options: ModelOptions, progress: Progress = quiet) -> tuple[by
     if options.precision != "fp32":
         progress(scorer.decision.reason)
     folder = scorer.folder
-    graph_model = onnx.load(str(MODES[scorer.mode].graph(scorer.onnx_file)))
+    graph_model = onnx.load(str(MODES[scorer.mode].graph(scorer.onnx_file)))  # the folder's own (host ml-commons)
     if options.activation == "sigmoid":
         graph = graph_model.graph
         logits = graph.output[0].name

@@ -151,7 +151,8 @@ class TorchServe:
             "startupTimeout: 120\nhandler:\n"
             f"  model: {json.dumps(options.model_dump(mode='json', exclude=NOT_FOR_HANDLER))}\n"
         )
-        extra = [str(KINDS[kind_of(options.kind, folder)](folder, options).graph())] + [
+        # the folder's own graph, as model.onnx: the handler's scorer makes the kit's rewrite of it there
+        extra = [str(KINDS[kind_of(options.kind, folder)](folder, options).own_graph())] + [
             str(folder / f) for f in MODEL_FILES if (folder / f).exists()
         ]
         cmd = [
