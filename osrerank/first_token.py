@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 #: How far the rewritten graph's logits may be from the original's: float32 noise of a different
 #: summation order (7.6e-6 measured on MiniLM-L6 at 128 tokens), well inside the 1e-4 exactness gate.
 TOLERANCE = 3e-5
-#: Shapes of the random batches the rewrite is checked on (batch, tokens), each with some rows padded.
-CHECK_BATCHES = ((1, 5), (3, 19), (4, 64))
+#: Shapes of the random batches the rewrite is checked on (batch, tokens), each with some rows padded, in one
+#: session: ONNX Runtime 1.16-1.17 gives NaN on the cut XLM-R graph from a second call with fewer tokens than the
+#: first (not with more), which the first three catch; 1.20 and later do not.
+CHECK_BATCHES = ((1, 83), (1, 81), (1, 5), (3, 19), (4, 64))
 #: Bumped when the rewrite learns a new layout, so that graphs it refused before are tried again.
 REWRITE_VERSION = 1
 #: Graphs at least this large are saved with their weights in a side file (protobuf's 2 GB limit).
