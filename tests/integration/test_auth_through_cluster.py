@@ -16,9 +16,16 @@ from osrerank.connector import ConnectorOptions, render_connector
 from osrerank.targets.local_secrets import local_secrets
 from osrerank.types import Credentials
 
+from .kit import one_node_only
 from .rest import Rest, scores_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    one_node_only(
+        "signing and its refusals depend on no cluster shape"
+        " (the ML node signs with the same ml-commons code as a single node): the one-node lines run them on both lines"
+    ),
+]
 
 QUERY, DOCS = "What is the capital of the United States?", ["Washington, D.C. is the capital.", "Carson City."]
 

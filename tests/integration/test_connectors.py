@@ -21,8 +21,15 @@ from osrerank.templates import connector_template, list_templates
 from osrerank.types import Credentials
 
 from ..conftest import ServerThread, start_standin
+from .kit import one_node_only
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    one_node_only(
+        "connector templates, their payloads and their clean-up depend on no cluster shape"
+        " (the ML node runs the same ml-commons code as a single node): the one-node lines run them on both lines"
+    ),
+]
 
 #: Our own additions to the reference's nasty strings.
 EXTRA_NASTY = [
