@@ -7,7 +7,8 @@ token; everything else can run on the first row alone and give the same logit. T
 six-layer model's multiplications and a sixth of its element-wise work (softmax, GELU).
 
 The rewrite is one Slice: the last layer's input, cut to its first row, feeds the query projection and the
-attention block's residual Add; the graph's own shape arithmetic (``Shape`` of the tensors it reshapes) follows.
+attention block's residual Add. A mask made square (batch, 1, queries, keys) by newer exporters is cut to its
+first query row, and reshape targets computed from the whole layer input are computed from the row instead.
 It is found by structure (the last Softmax's scores MatMul, back to the query's projection) and kept only when
 the rewritten graph gives the original's logits on padded batches of random tokens (within float noise); any
 other graph (a fused QKV projection, mean pooling, an exporter's own layout) is left as it is, and the verdict
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 TOLERANCE = 3e-5
 #: Shapes of the random batches the rewrite is checked on (batch, tokens), each with some rows padded, in one
 #: session: ONNX Runtime 1.16-1.17 gives NaN on the cut XLM-R graph from a second call with fewer tokens than the
-#: first (not with more), which the first three catch; 1.20 and later do not.
+#: first (not with more), which the second batch catches; 1.20 and later do not.
 CHECK_BATCHES = ((1, 83), (1, 81), (1, 5), (3, 19), (4, 64))
 #: Bumped when the rewrite learns a new layout, so that graphs it refused before are tried again.
 REWRITE_VERSION = 1
