@@ -86,8 +86,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    flags = ", ".join(f for f, has in result["cpu"]["flags"].items() if has) or "none of them"
-    print(f"{cpu.model}, {threads} threads; flags that matter: {flags}")
+    print(f"CPU: {cpu.model} ({threads} threads); AVX-512/VNNI/BF16/AMX flags: {cpu.flags_shown()}")
     print(f"{result['pairs']} SciFact pairs, mean {result['mean_tokens']} tokens, tokenized beforehand")
     print(f"{'mode':<15}{'every token':>13}{'first token':>13}{'ratio':>8}{'largest logit diff':>20}")
     for r in result["modes"]:

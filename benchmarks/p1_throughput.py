@@ -220,8 +220,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    flags = ", ".join(f for f, has in result["cpu"]["flags"].items() if has) or "none of them"
-    print(f"CPU: {cpu.model} ({threads} threads); AVX-512/VNNI/BF16/AMX flags: {flags}; model {args.model}")
+    print(f"CPU: {cpu.model} ({threads} threads); AVX-512/VNNI/BF16/AMX flags: {cpu.flags_shown()}; model {args.model}")
     print(
         f"pairs: {len(pairs)} {args.pairs}, mean {result['pairs']['mean_tokens']} tokens, "
         f"{result['pairs']['gflop_per_pair']} GFLOP per pair ({result['pairs']['gflop_per_pair_kit']} as the kit runs "

@@ -58,8 +58,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     cpu = cpu_info()
-    flags = ", ".join(f for f, has in cpu.shown()["flags"].items() if has) or "none of them"
-    print(f"CPU: {cpu.model}; AVX-512/VNNI/BF16/AMX flags: {flags}")
+    print(f"CPU: {cpu.model}; AVX-512/VNNI/BF16/AMX flags: {cpu.flags_shown()}")
 
     session = requests.Session()
     figures: dict[str, dict[str, float]] = {}

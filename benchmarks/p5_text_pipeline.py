@@ -115,8 +115,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    flags = ", ".join(f for f, has in report["cpu"]["flags"].items() if has) or "none of them"
-    print(f"CPU: {cpu.model} ({cpu.cores} threads); flags: {flags}")
+    print(f"CPU: {cpu.model} ({cpu.cores} threads); flags: {cpu.flags_shown()}")
     print(f"{len(pairs)} SciFact pairs, batches of {BATCH}, median of {args.rounds} interleaved rounds")
     print(f"export: {exported:.1f} s, {size_mb:.0f} MB, {result.tokenizer} tokenizer, pairs cut at {result.max_length}")
     for name, row in figures.items():

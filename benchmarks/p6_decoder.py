@@ -291,8 +291,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    flags = ", ".join(f for f, has in result["cpu"]["flags"].items() if has) or "none of them"
-    print(f"CPU: {cpu.model} ({result['threads']} threads); AVX-512/VNNI/BF16/AMX flags: {flags}")
+    print(f"CPU: {cpu.model} ({result['threads']} threads); AVX-512/VNNI/BF16/AMX flags: {cpu.flags_shown()}")
     print(
         f"pairs: {len(pairs)} (SciFact {args.queries} test queries x BM25 top {args.k}), max length "
         f"{args.max_length}, slices of {args.batch_size}, {args.rounds} rounds; "

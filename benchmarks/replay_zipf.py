@@ -130,8 +130,8 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    flags = ", ".join(f for f, has in result["cpu"]["flags"].items() if has) or "none of them"
-    print(f"CPU: {cpu_info().model}; AVX-512/VNNI/BF16/AMX flags: {flags}")
+    cpu = cpu_info()
+    print(f"CPU: {cpu.model}; AVX-512/VNNI/BF16/AMX flags: {cpu.flags_shown()}")
     print(f"{'cache':<6}{'all p50':>10}{'p95':>9}{'first p50':>12}{'repeat p50':>12}{'repeat p95':>12}")
     for setup in ("off", "on"):
         f = figures[setup]

@@ -34,6 +34,10 @@ class CpuInfo:
     def amx(self) -> bool:
         return "amx_tile" in self.flags
 
+    def flags_shown(self) -> str:
+        """The flags that matter this CPU has, comma-separated: what a benchmark's header names its CPU by."""
+        return ", ".join(f for f in RELEVANT_FLAGS if f in self.flags) or "none of them"
+
     def shown(self) -> dict[str, object]:
         """For benchmark output and logs: the model and which of the flags that matter it has."""
         return {"model": self.model, "cores": self.cores, "flags": {f: f in self.flags for f in RELEVANT_FLAGS}}
