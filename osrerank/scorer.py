@@ -256,17 +256,23 @@ class PairScorer:
                     f"the model failed on a batch of {len(next(iter(feed.values())))} pairs: {exc}"
                 ) from exc
         outputs: list[np.ndarray | None] = [None] * len(encodings)
-        for chunk in length_batches([len(e.ids) for e in encodings], self.batch_size):
-            feed = self._feed(encodings, chunk)
-            try:
-                result = self.kind.reduce(self.runner(feed), feed["attention_mask"])
+        chunks = length_batches([len(e.ids) for e in encodings], self.batch_size)
+        for at in range(0, len(chunks), BATCHES_IN_FLIGHT):
+            window = chunks[at : at + BATCHES_IN_FLIGHT]
+            feeds = [self._feed(encodings, chunk) for chunk in window]
+            try:  # several batches at once: an engine with several streams overlaps them
+                results = self.runner.many(feeds)
             except Exception as exc:  # the engine's own error types: a model or runtime fault
-                raise ScoringError(f"the model failed on a batch of {len(chunk)} pairs: {exc}") from exc
-            for row, i in enumerate(chunk):
-                outputs[i] = result[row]
+                raise ScoringError(f"the model failed on {sum(map(len, window))} pairs: {exc}") from exc
+            for chunk, feed, result in zip(window, feeds, results, strict=True):
+                for i, value in zip(chunk, self.kind.reduce(result, feed["attention_mask"]), strict=True):
+                    outputs[i] = value
         return np.stack(outputs)  # type: ignore[arg-type]
 
 
+#: Batches handed to the engine at once (``Runner.many``): enough for OpenVINO's streams to overlap, few enough that
+#: the unreduced outputs held meanwhile stay small (a bi-encoder's are every token's vector).
+BATCHES_IN_FLIGHT = 8
 #: A batch's longest pair may be at most this many times its shortest: padding stays under 10%.
 BATCH_SPREAD = 1.1
 
