@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from ..conftest import REPO
+from .kit import one_line_only
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +51,10 @@ def run(script: list[str], env: dict[str, str]) -> list[tuple[str, int, str, str
     return results
 
 
+@one_line_only(
+    "the README's commands run on its default line, 3.6.0, one node: every request they make runs on 2.19 and three "
+    "nodes elsewhere in the suite (test_search_pipeline, test_end_to_end), to keep CI short"
+)
 def test_the_readme_runs_as_written(local_cluster, os_client):
     if os_client.data_nodes > 1:
         pytest.skip("the README's commands do not depend on the cluster's shape: run on the one-node lines")
