@@ -111,9 +111,11 @@ def openvino_runner(onnx_file: Path, threads: int, precision: str) -> Runner:
         pieces = [piece for halves in split for piece in halves]
         outputs: list[Any] = [None] * len(pieces)
         with queues.taken() as queue:
-            for i, piece in enumerate(pieces):  # waits for an idle stream: each takes the next piece when free
-                queue.start_async(piece, (outputs, i), share_inputs=True)
-            queue.wait_all()
+            try:
+                for i, piece in enumerate(pieces):  # waits for an idle stream: each takes the next piece when free
+                    queue.start_async(piece, (outputs, i), share_inputs=True)
+            finally:  # the pieces' arrays are shared with OpenVINO: none may be freed while a request reads it
+                queue.wait_all()
         errors = [o for o in outputs if isinstance(o, BaseException)]
         if errors:
             raise errors[0]
