@@ -66,9 +66,10 @@ def onnxruntime_runner(onnx_file: Path, threads: int) -> Runner:
 #: OpenVINO runs a call's batches on this many streams at once (the engine threads shared among them), each batch
 #: of two or more pairs split in halves across them. At 2 threads, one stream's threads idle through the small
 #: element-wise steps of a batch of short pairs; two streams of one thread keep both cores busy. Measured on the
-#: trained reranker's cut graph (Xeon with AMX, 2 cores, interleaved; ``benchmarks/first_token.py``-style
-#: slices): bf16 1.14-1.16x at 8-32 pairs x 128 tokens, 1.10x at 16 x 256, 1.00x at 32 x 384; f32 1.08-1.12x;
-#: the outputs are bit for bit those of the whole batch. ONNX Runtime gains nothing from the same split (1.00x).
+#: trained reranker's cut graph (Xeon with AMX, 2 cores, interleaved): on fixed batches, bf16 1.08-1.16x at 8-32
+#: pairs x 128 tokens, 1.00x at 32 x 384, f32 1.08-1.12x; through the scorer on P1's pairs, tokenization included
+#: (benchmarks/openvino_streams.py), bf16 1.05-1.09x, f32 1.03-1.04x. The outputs are bit for bit those of the
+#: whole batch. ONNX Runtime gains nothing from the same split (1.00x).
 OPENVINO_STREAMS = 2
 
 
