@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
-from _timing import interleaved
+from _timing import compared, interleaved, print_compared
 
 from osrerank.config.environment import get
 from osrerank.cpu import cpu_info
@@ -70,32 +69,15 @@ def main() -> int:
     rates, values = interleaved(rows, pairs, slices, args.rounds)
 
     result = {"cpu": cpu.shown(), "pairs": len(pairs), "mean_tokens": round(float(tokens.mean()), 1), "modes": []}
+    keys = ("every_token", "first_token")
     for mode in [m for m in MODES_TIMED if m not in skipped]:
-        whole, cut = f"{mode}, every token", f"{mode}, first token"
-        ratio = statistics.median(c / w for c, w in zip(rates[cut], rates[whole], strict=True))
-        result["modes"].append(
-            {
-                "mode": mode,
-                "every_token_pairs_per_s": round(max(rates[whole]), 1),
-                "first_token_pairs_per_s": round(max(rates[cut]), 1),
-                "ratio": round(ratio, 3),
-                "max_abs_logit_diff": float(f"{float(np.max(np.abs(values[cut] - values[whole]))):.3g}"),
-            }
-        )
+        ab = compared(rates, values, f"{mode}, every token", f"{mode}, first token", keys)
+        result["modes"].append({"mode": mode, **ab})
     result["skipped"] = skipped
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"CPU: {cpu.model} ({threads} threads); AVX-512/VNNI/BF16/AMX flags: {cpu.flags_shown()}")
-    print(f"{result['pairs']} SciFact pairs, mean {result['mean_tokens']} tokens, tokenized beforehand")
-    print(f"{'mode':<15}{'every token':>13}{'first token':>13}{'ratio':>8}{'largest logit diff':>20}")
-    for r in result["modes"]:
-        print(
-            f"{r['mode']:<15}{r['every_token_pairs_per_s']:>13.1f}{r['first_token_pairs_per_s']:>13.1f}"
-            f"{r['ratio']:>7.3f}x{r['max_abs_logit_diff']:>20.2g}"
-        )
-    for mode, why in skipped.items():
-        print(f"{mode}: not timed ({why})")
+    print_compared(cpu, threads, result, keys, ("every token", "first token"), "tokenized beforehand")
     return 0
 
 

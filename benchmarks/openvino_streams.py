@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
-from _timing import interleaved
+from _timing import compared, interleaved, print_compared
 
 from osrerank import runtimes
 from osrerank.config.environment import get
@@ -89,31 +87,13 @@ def main() -> int:
     result = {"cpu": cpu.shown(), "threads": threads, "pairs": len(pairs)}
     result["mean_tokens"] = round(float(tokens.mean()), 1)
     result["modes"], result["skipped"] = [], skipped
+    keys, streams = ("one_stream", "streams"), runtimes.OPENVINO_STREAMS
     for mode in modes:
-        one, many = f"{mode}, 1", f"{mode}, {runtimes.OPENVINO_STREAMS}"
-        result["modes"].append(
-            {
-                "mode": mode,
-                "one_stream_pairs_per_s": round(max(rates[one]), 1),
-                "streams_pairs_per_s": round(max(rates[many]), 1),
-                "ratio": round(statistics.median(m / o for m, o in zip(rates[many], rates[one], strict=True)), 3),
-                "max_abs_logit_diff": float(f"{float(np.max(np.abs(values[many] - values[one]))):.3g}"),
-            }
-        )
+        result["modes"].append({"mode": mode, **compared(rates, values, f"{mode}, 1", f"{mode}, {streams}", keys)})
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"CPU: {cpu.model} ({threads} threads); AVX-512/VNNI/BF16/AMX flags: {cpu.flags_shown()}")
-    print(f"{result['pairs']} SciFact pairs, mean {result['mean_tokens']} tokens, tokenization included")
-    streams = runtimes.OPENVINO_STREAMS
-    print(f"{'mode':<15}{'1 stream':>11}{f'{streams} streams':>12}{'ratio':>8}{'largest logit diff':>20}")
-    for r in result["modes"]:
-        print(
-            f"{r['mode']:<15}{r['one_stream_pairs_per_s']:>11.1f}{r['streams_pairs_per_s']:>12.1f}"
-            f"{r['ratio']:>7.3f}x{r['max_abs_logit_diff']:>20.2g}"
-        )
-    for mode, why in skipped.items():
-        print(f"{mode}: not timed ({why})")
+    print_compared(cpu, threads, result, keys, ("1 stream", f"{streams} streams"), "tokenization included")
     return 0
 
 
