@@ -55,9 +55,7 @@ def run(script: list[str], env: dict[str, str]) -> list[tuple[str, int, str, str
     "the README's commands run on its default line, 3.6.0, one node: every request they make runs on 2.19 and three "
     "nodes elsewhere in the suite (test_search_pipeline, test_end_to_end), to keep CI short"
 )
-def test_the_readme_runs_as_written(local_cluster, os_client):
-    if os_client.data_nodes > 1:
-        pytest.skip("the README's commands do not depend on the cluster's shape: run on the one-node lines")
+def test_the_readme_runs_as_written(local_cluster):
     using, plain = (commands(h) for h in SECTIONS)
     assert any(c.startswith("osrerank setup") for c in using) and any(c.startswith("curl") for c in plain)
     last = [c for c in using if c.startswith("osrerank teardown")]
