@@ -68,8 +68,9 @@ def onnxruntime_runner(onnx_file: Path, threads: int) -> Runner:
 #: element-wise steps of a batch of short pairs; two streams of one thread keep both cores busy. Measured on the
 #: trained reranker's cut graph (Xeon with AMX, 2 cores, interleaved): on fixed batches, bf16 1.08-1.16x at 8-32
 #: pairs x 128 tokens, 1.00x at 32 x 384, f32 1.08-1.12x; through the scorer on P1's pairs, tokenization included
-#: (benchmarks/openvino_streams.py), bf16 1.05-1.09x, f32 1.03-1.04x. The outputs are bit for bit those of the
-#: whole batch. ONNX Runtime gains nothing from the same split (1.00x).
+#: (benchmarks/openvino_streams.py), bf16 1.05-1.09x, f32 1.03-1.04x. The outputs were bit for bit those of the
+#: whole batch on both MiniLM-sized models (bf16 on the tiny test model: within 4.8e-7). ONNX Runtime gains
+#: nothing from the same split (1.00x).
 OPENVINO_STREAMS = 2
 
 
