@@ -20,6 +20,7 @@ fall on each side of each condition. ``encode_batch_fast`` skips the character o
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = ["FIRST_TRY_CHARS_PER_TOKEN", "encode_pairs"]
 #: first ``max_length`` tokens are longer than this is simply tokenized again in full.
 FIRST_TRY_CHARS_PER_TOKEN = 6
 _WHITESPACE_RUN = re.compile(r"\S\s")
+_LOOK_BACK = 64
 
 
 def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str | None]], cap: int) -> list[Any]:
@@ -53,9 +55,14 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str | None]], cap: i
 
 
 def _before_space(text: str, at: int) -> str:
-    """``text`` up to the last run of whitespace that starts before ``at`` (the whole text if none does)."""
-    starts = [m.start() + 1 for m in _WHITESPACE_RUN.finditer(text, 0, at + 1)]
-    return text[: starts[-1]] if starts else text
+    """``text`` up to the last run of whitespace that starts before ``at`` (the whole text if none does). Looked
+    for in the last ``_LOOK_BACK`` characters first: matches of ``\\S\\s`` cannot overlap, so the last one there is
+    the last one of all (scanning the whole prefix was a sixth of the time a SciFact slice took to tokenize)."""
+    for start in dict.fromkeys((max(0, at - _LOOK_BACK), 0)):
+        last = deque(_WHITESPACE_RUN.finditer(text, start, at + 1), maxlen=1)
+        if last:
+            return text[: last[0].start() + 1]
+    return text
 
 
 def _query_lengths(tokenizer: Any, queries: Sequence[str]) -> dict[str, int]:

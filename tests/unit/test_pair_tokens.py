@@ -6,13 +6,14 @@ Unigram) and ModernBERT's (byte-level BPE), on texts built to fall on each side 
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
 from tokenizers import Tokenizer, decoders, pre_tokenizers, processors, trainers
 from tokenizers.models import BPE, Unigram
 
-from osrerank.kinds.pair_tokens import FIRST_TRY_CHARS_PER_TOKEN, encode_pairs
+from osrerank.kinds.pair_tokens import FIRST_TRY_CHARS_PER_TOKEN, _before_space, encode_pairs
 
 CAP = 64 * 512
 WORDS = (  # noqa: SIM905 (a sentence reads better than a list of 33 strings)
@@ -104,3 +105,17 @@ def test_first_try_cut_gives_the_whole_texts_ids(tokenizers: dict[str, Tokenizer
             assert have.ids == want.ids, (name, max_length, i, pairs[i][1] and pairs[i][1][:60])
             assert have.type_ids == want.type_ids, (name, i)
             assert bool(have.overflowing) == bool(want.overflowing), (name, i)
+
+
+def test_the_cut_falls_where_a_scan_of_the_whole_prefix_puts_it() -> None:
+    """``_before_space`` looks back a few characters first; it must cut where the plain definition does (the
+    start of the last whitespace run at or before the cut point), also when that run lies further back than its
+    look-back, or nowhere."""
+    rng = random.Random(11)
+    pieces = ["word", "x" * 90, " ", "  ", "\n", "\t ", "é́", "長い"]
+    texts = ["".join(rng.choices(pieces, k=rng.randint(1, 60))) for _ in range(400)]
+    texts += ["few words then " + "x" * 500, "x" * 500, "  " + "y" * 300]
+    for text in texts:
+        for at in {0, 1, 63, 64, 65, len(text) // 2, len(text) - 1, rng.randrange(len(text) + 1)}:
+            starts = [m.start() + 1 for m in re.finditer(r"\S\s", text[: at + 1])]
+            assert _before_space(text, at) == (text[: starts[-1]] if starts else text), (text[:80], at)
