@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -28,16 +27,11 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from osrerank.ingest import read_jsonl
+from osrerank.process import free_port
 from osrerank.scorer import load_scorer
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY, SECRET, TOKEN = "AKIASOAKTEST", "soak-secret", "soak-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(model: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
