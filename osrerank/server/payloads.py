@@ -200,20 +200,27 @@ def rerank_pairs(body: Any, limit: int | None = None) -> tuple[Pairs, bool]:
 def cohere_pairs(body: Any, version: int, limit: int | None = None) -> tuple[Pairs, int, bool]:
     """Cohere's rerank body {"query", "documents": [str | {"text"}], "top_n"?, "model" (v2: required),
     "return_documents"? (v1)}; also top_n and whether the texts go back."""
+    if version == 2 and isinstance(body, dict) and not isinstance(body.get("model"), str):
+        raise ServerError("validation", '"model" is required (Cohere v2 rerank)')
+    pairs, top_n = _query_documents_top_n(body, limit, '"documents" must be a list')
+    return pairs, top_n, bool(body.get("return_documents"))
+
+
+def _query_documents_top_n(body: Any, limit: int | None, not_a_list: str) -> tuple[Pairs, int]:
+    """The pairs and top_n of a body {"query", "documents": [str | {"text"}], "top_n"?} (Cohere's and Bedrock
+    InvokeModel's rerank); ``not_a_list`` is the refusal of documents that are not a list, in that API's words."""
     if not isinstance(body, dict):
         raise ServerError("validation", 'body must be an object {"query": ..., "documents": [...]}')
-    if version == 2 and not isinstance(body.get("model"), str):
-        raise ServerError("validation", '"model" is required (Cohere v2 rerank)')
     query = text(body.get("query"), "query")
     documents = body.get("documents")
     if not isinstance(documents, list):
-        raise ServerError("validation", '"documents" must be a list')
+        raise ServerError("validation", not_a_list)
     check_count(len(documents), limit)
     docs = [text(d.get("text") if isinstance(d, dict) else d, f"documents[{i}]") for i, d in enumerate(documents)]
     top_n = body.get("top_n", len(docs))
     if not isinstance(top_n, int) or top_n < 1:
         raise ServerError("validation", '"top_n" must be a positive integer')
-    return Pairs([(query, d) for d in docs], True, "sigmoid"), top_n, bool(body.get("return_documents"))
+    return Pairs([(query, d) for d in docs], True, "sigmoid"), top_n
 
 
 def embed_texts(body: Any, limit: int | None = None) -> list[str]:
@@ -232,18 +239,7 @@ def embed_texts(body: Any, limit: int | None = None) -> list[str]:
 def invoke_pairs(body: Any, limit: int | None = None) -> tuple[Pairs, int]:
     """Bedrock InvokeModel's rerank body (amazon.rerank-v1:0, cohere.rerank-v3-5:0): {"query", "documents":
     [str], "top_n"?, "api_version"?}; also how many results go back."""
-    if not isinstance(body, dict):
-        raise ServerError("validation", 'body must be an object {"query": ..., "documents": [...]}')
-    query = text(body.get("query"), "query")
-    documents = body.get("documents")
-    if not isinstance(documents, list):
-        raise ServerError("validation", '"documents" must be a list of strings')
-    check_count(len(documents), limit)
-    docs = [text(d.get("text") if isinstance(d, dict) else d, f"documents[{i}]") for i, d in enumerate(documents)]
-    top_n = body.get("top_n", len(docs))
-    if not isinstance(top_n, int) or top_n < 1:
-        raise ServerError("validation", '"top_n" must be a positive integer')
-    return Pairs([(query, d) for d in docs], True, "sigmoid"), top_n
+    return _query_documents_top_n(body, limit, '"documents" must be a list of strings')
 
 
 def bedrock_pairs(body: Any, limit: int | None = None) -> tuple[Pairs, int]:
