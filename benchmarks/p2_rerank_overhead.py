@@ -70,6 +70,7 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    sizes = [int(w) for w in args.windows.split(",")]
     cpu = cpu_info()
     print(f"CPU: {cpu.model}; AVX-512/VNNI/BF16/AMX flags: {cpu.flags_shown()}")
 
@@ -88,17 +89,16 @@ def main() -> int:
         warmed = "BM25 and the cached pipeline" if split else "BM25"
         print(f"P2 target {target}: {len(queries)} SciFact queries, model {args.model}, {shape}")
         print(f"{'':<10} the node warmed first with {args.warmup} untimed searches ({warmed})", flush=True)
-        widest = max(int(w) for w in args.windows.split(","))
         for i in range(args.warmup):
-            search(cluster, queries[i % len(queries)], widest, False, target)
+            search(cluster, queries[i % len(queries)], max(sizes), False, target)
             if split:
-                search(cluster, queries[i % len(queries)], widest, True, target, "cache")
-        for k in (int(w) for w in args.windows.split(",")):
+                search(cluster, queries[i % len(queries)], max(sizes), True, target, "cache")
+        for k in sizes:
             search(cluster, queries[0], k, True, target)  # warm-up
             if against:
                 search(cluster, queries[0], k, True, target, "against")
             rows: dict[str, list[float]] = {"pipeline": [], "bm25": [], "rerank": []}
-            windows: dict[str, list[str]] = {}  # each query's BM25 window, for the cached path timed in a row
+            passages: dict[str, list[str]] = {}  # each query's BM25 hits, for the cached path timed in a row
             if target == "standin":
                 rows.update(model=[], overhead=[])
             if split:
@@ -126,9 +126,9 @@ def main() -> int:
                     rows["cached_pipeline"].append(t_cached)
                     rows["cached_standin"].append(t_cdirect)
                     rows["cached_node"].append(t_cached - t_bm25 - t_cdirect)
-                    windows[query] = docs
+                    passages[query] = docs
             for _ in range(STEADY_ROUNDS if split else 0):
-                for query, docs in windows.items():
+                for query, docs in passages.items():
                     t_bm25, _ = timed(search, cluster, query, k, False, target)
                     t_cached, _ = timed(search, cluster, query, k, True, target, "cache")
                     t_cdirect, _ = timed(direct_model_call, query, docs, session, "cache")
